@@ -1,0 +1,7 @@
+module github.com/accessbus/accessbus/services/sync
+
+go 1.26
+
+require github.com/accessbus/accessbus/libs v0.0.0
+
+replace github.com/accessbus/accessbus/libs => ../../libs
