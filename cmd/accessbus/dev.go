@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/accessbus/accessbus/libs/service"
+	"github.com/accessbus/accessbus/libs/telemetry"
+	"github.com/accessbus/accessbus/services/catalog"
+	"github.com/accessbus/accessbus/services/notifier"
+	"github.com/accessbus/accessbus/services/provisioning"
+	syncsvc "github.com/accessbus/accessbus/services/sync"
+)
+
+// devOptions are the flags of `accessbus dev`.
+type devOptions struct {
+	dataDir         string
+	natsURL         string
+	redisURL        string
+	httpAddr        string
+	logLevel        string
+	shutdownTimeout time.Duration
+}
+
+func newDevCmd() *cobra.Command {
+	o := devOptions{}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run every accessbus service in one process on an embedded NATS JetStream",
+		Long: `Runs the sync, provisioning, catalog and notifier services in one process.
+
+By default NATS JetStream is embedded, with its data under --data-dir, and the
+shared rate budget and leases live in memory; --nats-url and --redis-url use
+external servers instead. One HTTP listener (--http) serves /healthz, /readyz,
+/metrics and the APIs. Ctrl-C stops it cleanly; a second start on the same
+data dir resumes where it stopped.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDev(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr(), nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "directory for the embedded NATS store and local state")
+	f.StringVar(&o.natsURL, "nats-url", "", "use this NATS server (JetStream enabled) instead of the embedded one")
+	f.StringVar(&o.redisURL, "redis-url", "", "share the rate budget and leases through this Redis instead of memory")
+	f.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "HTTP listen address for health, metrics and APIs")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a clean shutdown may take")
+	return cmd
+}
+
+// devReady is told the addresses once every service is ready (tests use it).
+type devReady func(httpAddr, natsURL string)
+
+func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready devReady) error {
+	level, err := telemetry.ParseLevel(o.logLevel)
+	if err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	if o.natsURL != "" {
+		if err := service.ValidateNATSURL(o.natsURL); err != nil {
+			return fmt.Errorf("--nats-url %q: %w", o.natsURL, err)
+		}
+	}
+	if o.redisURL != "" {
+		if _, err := service.ParseRedisURL(o.redisURL); err != nil {
+			return fmt.Errorf("--redis-url: %w", err)
+		}
+	}
+	services, err := devServices(ctx)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	unlock, err := lockDataDir(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	log := telemetry.NewLogger(stderr, level).With("process", "accessbus-dev")
+	ctx = telemetry.WithLogger(ctx, log)
+	tel, err := telemetry.Setup(ctx, telemetry.ConfigFromEnv("accessbus-dev"))
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.httpAddr)
+	if err != nil {
+		_ = tel.Shutdown(ctx)
+		return fmt.Errorf("--http %s: %w", o.httpAddr, err)
+	}
+
+	copts := service.ConnectOptions{
+		Logger:     log,
+		Telemetry:  tel,
+		NATSURL:    o.natsURL,
+		ClientName: "accessbus-dev",
+		RedisURL:   o.redisURL,
+	}
+	var afterDrain []func(context.Context) error
+	natsURL := o.natsURL
+	if natsURL == "" {
+		ns, err := startEmbeddedNATS(filepath.Join(o.dataDir, "nats"))
+		if err != nil {
+			_ = ln.Close()
+			_ = tel.Shutdown(ctx)
+			return err
+		}
+		natsURL = ns.ClientURL()
+		urlFile := filepath.Join(o.dataDir, natsURLFile)
+		if err := os.WriteFile(urlFile, []byte(natsURL+"\n"), 0o600); err != nil {
+			ns.Shutdown()
+			_ = ln.Close()
+			_ = tel.Shutdown(ctx)
+			return fmt.Errorf("write %s: %w", urlFile, err)
+		}
+		copts.NATSURL = natsURL
+		copts.NATSOptions = []nats.Option{nats.InProcessServer(ns)}
+		afterDrain = append(afterDrain, func(context.Context) error {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+			_ = os.Remove(urlFile)
+			return nil
+		})
+	}
+	deps, err := service.Connect(ctx, copts)
+	if err != nil {
+		for _, f := range afterDrain {
+			_ = f(ctx)
+		}
+		_ = ln.Close()
+		_ = tel.Shutdown(ctx)
+		return err
+	}
+
+	go announceWhenReady(ctx, deps.Health, func() {
+		fmt.Fprintf(stdout, "accessbus dev ready: http://%s  nats %s  data %s\n", ln.Addr(), natsURL, o.dataDir)
+		if ready != nil {
+			ready(ln.Addr().String(), natsURL)
+		}
+	})
+	return service.Serve(ctx, service.Process{
+		Listener:        ln,
+		ShutdownTimeout: o.shutdownTimeout,
+		Deps:            deps,
+		Services:        services,
+		AfterDrain:      afterDrain,
+	})
+}
+
+// devServices builds each service's configuration from the environment (so
+// their own variables still apply) for the one-process run.
+func devServices(ctx context.Context) ([]service.Service, error) {
+	syncCfg, err := syncsvc.ConfigFromEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	provCfg, err := provisioning.ConfigFromEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	catCfg, err := catalog.ConfigFromEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	notCfg, err := notifier.ConfigFromEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []service.Service{
+		syncsvc.Service(syncCfg),
+		provisioning.Service(provCfg),
+		catalog.Service(catCfg),
+		notifier.Service(notCfg),
+	}, nil
+}
+
+func announceWhenReady(ctx context.Context, h *service.Health, announce func()) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if len(h.Problems(ctx)) == 0 {
+				announce()
+				return
+			}
+		}
+	}
+}
+
+// startEmbeddedNATS starts a JetStream server storing under dir, listening on
+// a random loopback port so that CLI commands (events tail) can reach it.
+func startEmbeddedNATS(dir string) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "accessbus-dev",
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded NATS did not become ready within 30s")
+	}
+	return ns, nil
+}
+
+// lockDataDir makes sure one accessbus dev uses a data dir at a time: two
+// embedded servers on one JetStream store would corrupt it.
+func lockDataDir(dir string) (func(), error) {
+	path := filepath.Join(dir, "dev.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data dir: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another accessbus dev; stop it or pass another --data-dir", dir)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		_ = f.Close()
+	}, nil
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startDev runs accessbus dev on dataDir until the returned stop is called.
+func startDev(t *testing.T, dataDir string) (httpAddr, natsURL string, stop func() error, logs *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	readyCh := make(chan [2]string, 1)
+	errCh := make(chan error, 1)
+	logs = &syncBuffer{}
+	go func() {
+		errCh <- runDev(ctx, devOptions{
+			dataDir: dataDir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second,
+		}, io.Discard, logs, func(h, n string) { readyCh <- [2]string{h, n} })
+	}()
+	select {
+	case a := <-readyCh:
+		return a[0], a[1], func() error { cancel(); return <-errCh }, logs
+	case err := <-errCh:
+		cancel()
+		t.Fatalf("accessbus dev stopped before ready: %v\n%s", err, logs.String())
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("accessbus dev not ready in 30s\n%s", logs.String())
+	}
+	return "", "", nil, nil
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestDevServesHealthAndMetricsAndResumes(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr, natsURL, stop, logs := startDev(t, dir)
+	if code, body := get(t, "http://"+httpAddr+"/readyz"); code != 200 {
+		t.Fatalf("/readyz %d %s", code, body)
+	}
+	if code, _ := get(t, "http://"+httpAddr+"/healthz"); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	code, metrics := get(t, "http://"+httpAddr+"/metrics")
+	if code != 200 || !strings.Contains(metrics, "go_goroutines") {
+		t.Fatalf("/metrics %d", code)
+	}
+	// CLI commands find the embedded server through the data dir.
+	got, err := resolveNATSURL("", dir)
+	if err != nil || got != natsURL {
+		t.Fatalf("resolved NATS URL %q %v, want %q", got, err, natsURL)
+	}
+	// A second dev on the same data dir is refused while the first runs.
+	err = runDev(context.Background(), devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: time.Second}, io.Discard, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second dev on the same data dir: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("clean stop: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "stopped cleanly") {
+		t.Fatalf("no clean stop in the logs:\n%s", logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, natsURLFile)); !os.IsNotExist(err) {
+		t.Fatalf("nats-url file left behind: %v", err)
+	}
+	// Second start on the same data dir: the streams are already there.
+	_, _, stop2, logs2 := startDev(t, dir)
+	if err := stop2(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs2.String(), `"outcome":"created"`) {
+		t.Fatalf("restart re-created streams instead of resuming:\n%s", logs2.String())
+	}
+	if !strings.Contains(logs.String(), `"outcome":"created"`) {
+		t.Fatalf("first start did not log its stream declarations:\n%s", logs.String())
+	}
+}
+
+func TestDevRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		o    devOptions
+		want string
+	}{
+		{devOptions{dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", logLevel: "loud"}, "--log-level"},
+		{devOptions{dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", logLevel: "info", natsURL: "http://x"}, "--nats-url"},
+		{devOptions{dataDir: t.TempDir(), httpAddr: "nope", logLevel: "info"}, "--http"},
+	} {
+		err := runDev(context.Background(), tc.o, io.Discard, &bytes.Buffer{}, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error naming %s", tc.o, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,30 @@
+// Command catalog runs the accessbus catalog service as its own process.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/accessbus/accessbus/libs/service"
+	"github.com/accessbus/accessbus/services/catalog"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := realMain(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "catalog:", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context) error {
+	cfg, err := catalog.ConfigFromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	return service.Main(ctx, cfg.Config, catalog.Service(cfg))
+}

@@ -1,0 +1,30 @@
+// Command provisioning runs the accessbus provisioning service as its own process.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/accessbus/accessbus/libs/service"
+	"github.com/accessbus/accessbus/services/provisioning"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := realMain(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "provisioning:", err)
+		os.Exit(1)
+	}
+}
+
+func realMain(ctx context.Context) error {
+	cfg, err := provisioning.ConfigFromEnv(ctx)
+	if err != nil {
+		return err
+	}
+	return service.Main(ctx, cfg.Config, provisioning.Service(cfg))
+}
