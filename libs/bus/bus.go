@@ -132,9 +132,18 @@ func (b *Bus) PublishRaw(ctx context.Context, subject, msgID, payloadType string
 	if msgID == "" {
 		return nil, fmt.Errorf("publish to %s: a deterministic message id is required", subject)
 	}
-	ctx, span := b.tracer.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(attribute.String("messaging.message.id", msgID)))
-	defer span.End()
+	// The message carries the publisher's trace context. Work that publishes
+	// (a sync run, a hook delivery, a handler) already runs in a span, and
+	// its events become children of it: one span per run, not one per event
+	// of a sync that may publish millions. A publish outside any span starts
+	// a producer span so that a trace still begins here.
+	span := trace.SpanFromContext(ctx)
+	ownSpan := !span.SpanContext().IsValid()
+	if ownSpan {
+		ctx, span = b.tracer.Start(ctx, "publish "+subject, trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("messaging.message.id", msgID)))
+		defer span.End()
+	}
 
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
 		HeaderMsgID:       {msgID},
@@ -150,7 +159,9 @@ func (b *Bus) PublishRaw(ctx context.Context, subject, msgID, payloadType string
 	case err != nil:
 		outcome = b.pubError
 		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		if ownSpan {
+			span.SetStatus(codes.Error, err.Error())
+		}
 	case ack.Duplicate:
 		outcome = b.pubDuplicate
 	}

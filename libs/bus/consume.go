@@ -184,12 +184,13 @@ func ConsumeRaw(ctx context.Context, b *Bus, spec ConsumerSpec, h RawHandler) (*
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s := &Subscription{
-		bus:    b,
-		spec:   spec,
-		h:      h,
-		ctx:    runCtx,
-		cancel: cancel,
-		sem:    make(chan struct{}, spec.Concurrency),
+		bus:      b,
+		spec:     spec,
+		h:        h,
+		ctx:      runCtx,
+		cancel:   cancel,
+		sem:      make(chan struct{}, spec.Concurrency),
+		inflight: make(map[jetstream.Msg]time.Time),
 	}
 	for i, o := range outcomes {
 		s.outcomeOpts[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("consumer", spec.Durable), attribute.String("outcome", o)))
@@ -208,7 +209,51 @@ func ConsumeRaw(ctx context.Context, b *Bus, spec ConsumerSpec, h RawHandler) (*
 		return nil, fmt.Errorf("consume %s on %s: %w", spec.Durable, spec.Stream, err)
 	}
 	s.cc = cc
+	s.renewerDone = make(chan struct{})
+	go s.renewInProgress()
 	return s, nil
+}
+
+// track notes that a handler started on msg, untrack that it returned.
+func (s *Subscription) track(msg jetstream.Msg) {
+	s.inflightMu.Lock()
+	s.inflight[msg] = time.Now()
+	s.inflightMu.Unlock()
+}
+
+func (s *Subscription) untrack(msg jetstream.Msg) {
+	s.inflightMu.Lock()
+	delete(s.inflight, msg)
+	s.inflightMu.Unlock()
+}
+
+// renewInProgress resets the ack timer of every delivery whose handler has
+// run for a third of AckWait, so long work is not redelivered while it runs.
+// One goroutine per subscription instead of a timer per message.
+func (s *Subscription) renewInProgress() {
+	defer close(s.renewerDone)
+	every := s.spec.AckWait / 3
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var due []jetstream.Msg
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			due = due[:0]
+			s.inflightMu.Lock()
+			for m, started := range s.inflight {
+				if now.Sub(started) >= every {
+					due = append(due, m)
+				}
+			}
+			s.inflightMu.Unlock()
+			for _, m := range due {
+				_ = m.InProgress()
+			}
+		}
+	}
 }
 
 // Subscription is a running consumer.
@@ -223,6 +268,10 @@ type Subscription struct {
 	wg       sync.WaitGroup
 	stopping atomic.Bool
 	stopOnce sync.Once
+
+	inflightMu  sync.Mutex
+	inflight    map[jetstream.Msg]time.Time
+	renewerDone chan struct{}
 	// Metric options built once per outcome, since handling is a hot path.
 	outcomeOpts [len(outcomes)]metric.MeasurementOption
 	consumerOpt metric.MeasurementOption
@@ -261,6 +310,7 @@ func (s *Subscription) Stop(ctx context.Context) error {
 			err = fmt.Errorf("stop consumer %s: handlers cut short: %w", s.spec.Durable, ctx.Err())
 		}
 		s.cancel()
+		<-s.renewerDone
 	})
 	return err
 }
@@ -294,18 +344,14 @@ func (s *Subscription) handle(msg jetstream.Msg) {
 	}
 	hdr := msg.Headers()
 	ctx := b.prop.Extract(s.ctx, headerCarrier(hdr))
-	ctx, span := b.tracer.Start(ctx, "process "+msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			attribute.Int64("messaging.nats.stream_sequence", int64(meta.Sequence.Stream)),
-			attribute.Int64("messaging.nats.delivery_count", int64(meta.NumDelivered)),
-		))
+	ctx, span := b.tracer.Start(ctx, "process "+msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer))
 	defer span.End()
 
-	// Keep long work alive: renew the ack timer while the handler runs.
-	ka := startKeepAlive(msg, s.spec.AckWait/3)
+	// Keep long work alive: the renewer marks it in progress while it runs.
+	s.track(msg)
 	start := time.Now()
 	herr := s.h(ctx, &RawMessage{Subject: msg.Subject(), Data: msg.Data(), Header: hdr, Meta: meta, msg: msg})
-	ka.stop()
+	s.untrack(msg)
 	// Without the span's context, as in Publish: no per-message exemplars.
 	b.handleTime.Record(context.Background(), time.Since(start).Seconds(), s.consumerOpt)
 
@@ -315,7 +361,12 @@ func (s *Subscription) handle(msg jetstream.Msg) {
 		span.SetStatus(codes.Error, herr.Error())
 	}
 	if outcome != outcomeAck {
-		span.SetAttributes(attribute.String("accessbus.outcome", outcomes[outcome]))
+		// Where it went wrong is worth the attributes; the happy path is not.
+		span.SetAttributes(
+			attribute.String("accessbus.outcome", outcomes[outcome]),
+			attribute.Int64("messaging.nats.stream_sequence", int64(meta.Sequence.Stream)),
+			attribute.Int64("messaging.nats.delivery_count", int64(meta.NumDelivered)),
+		)
 	}
 	b.handled.Add(context.Background(), 1, s.outcomeOpts[outcome])
 }
@@ -397,34 +448,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
-}
-
-// keepAlive renews a delivery's ack timer every interval until stopped.
-type keepAlive struct {
-	mu   sync.Mutex
-	t    *time.Timer
-	done bool
-}
-
-func startKeepAlive(msg jetstream.Msg, every time.Duration) *keepAlive {
-	k := &keepAlive{}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.t = time.AfterFunc(every, func() {
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		if k.done {
-			return
-		}
-		_ = msg.InProgress()
-		k.t.Reset(every)
-	})
-	return k
-}
-
-func (k *keepAlive) stop() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.done = true
-	k.t.Stop()
 }

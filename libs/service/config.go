@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 
@@ -42,9 +43,46 @@ func Load(ctx context.Context, cfg any, lookup envconfig.Lookuper) error {
 		lookup = envconfig.OsLookuper()
 	}
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: cfg, Lookuper: lookup}); err != nil {
-		return fmt.Errorf("read configuration from the environment: %w", err)
+		return fmt.Errorf("read configuration from the environment: %w", nameVariables(reflect.TypeOf(cfg), err))
 	}
 	return nil
+}
+
+// nameVariables rewrites the Go field names at the start of envconfig's
+// errors ("ShutdownTimeout: ...") into the variables a person sets.
+func nameVariables(t reflect.Type, err error) error {
+	msg := err.Error()
+	field, rest, ok := strings.Cut(msg, ": ")
+	if !ok {
+		return err
+	}
+	if name := envName(t, field); name != "" {
+		return fmt.Errorf("%s: %s", name, rest)
+	}
+	return err
+}
+
+// envName finds the environment variable of a (possibly embedded) field.
+func envName(t reflect.Type, field string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return ""
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Name == field {
+			name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+			return name
+		}
+		if f.Anonymous {
+			if n := envName(f.Type, field); n != "" {
+				return n
+			}
+		}
+	}
+	return ""
 }
 
 // Validate returns one clear error per invalid setting, naming the variable

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -24,10 +25,15 @@ func ParseRedisURL(raw string) (*redis.Options, error) {
 	}
 	opts, err := redis.ParseURL(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%q: want redis://host:port/db or host:port: %w", redactURL(raw), err)
+		// The parser's message may quote the URL, password included.
+		msg := userinfo.ReplaceAllString(err.Error(), "${1}[REDACTED]@")
+		return nil, fmt.Errorf("%q: want redis://host:port/db or host:port: %s", redactURL(raw), msg)
 	}
 	return opts, nil
 }
+
+// userinfo matches the user and password part of URLs inside a message.
+var userinfo = regexp.MustCompile(`([a-z][a-z0-9+.-]*://)[^@/\s"]*@`)
 
 // ConnectRedis opens and pings a Redis client.
 func ConnectRedis(ctx context.Context, raw string) (*redis.Client, error) {
