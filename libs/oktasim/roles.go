@@ -1,0 +1,3 @@
+package oktasim
+
+func (s *Server) routesRoles() {}
