@@ -38,6 +38,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newDevCmd(), newEventsCmd())
+	root.AddCommand(newDevCmd(), newEventsCmd(), newOktasimCmd())
 	return root
 }

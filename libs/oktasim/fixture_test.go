@@ -26,9 +26,15 @@ type fixture struct {
 
 func newFixture(t *testing.T, limits RateLimits) *fixture {
 	t.Helper()
+	return newScaledFixture(t, limits, 1)
+}
+
+// newScaledFixture is newFixture on a clock running scale times faster.
+func newScaledFixture(t *testing.T, limits RateLimits, scale float64) *fixture {
+	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
 	base := "http://" + hs.Listener.Addr().String()
-	clock := NewClock(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), 1)
+	clock := NewClock(time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), scale)
 	org := NewOrg(base, clock)
 	srv := NewServer(org, Options{RateLimits: limits, AdminKey: "sim-admin"})
 	hs.Config.Handler = srv

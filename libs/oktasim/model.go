@@ -106,10 +106,11 @@ func (o *Org) addMember(by *LogActor, g *Group, u *User) bool {
 	u.groups[g.ID] = struct{}{}
 	g.LastMembershipUpdated = o.clock.Now()
 	g.raw = render(o.groupView(g))
-	o.membershipChanged(g, u, true)
 	if by != nil {
 		o.emit("group.user_membership.add", "Add user to group membership", *by, userTarget(u), groupTarget(g))
 	}
+	// The app access the membership gives or takes follows it in the log.
+	o.groupMembershipChanged(by, g, u, true)
 	return true
 }
 
@@ -131,10 +132,11 @@ func (o *Org) removeMember(by *LogActor, g *Group, u *User) bool {
 	delete(u.groups, g.ID)
 	g.LastMembershipUpdated = o.clock.Now()
 	g.raw = render(o.groupView(g))
-	o.membershipChanged(g, u, false)
 	if by != nil {
 		o.emit("group.user_membership.remove", "Remove user from group membership", *by, userTarget(u), groupTarget(g))
 	}
+	// The app access the membership gives or takes follows it in the log.
+	o.groupMembershipChanged(by, g, u, false)
 	return true
 }
 

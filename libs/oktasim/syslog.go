@@ -42,7 +42,6 @@ type logEventView struct {
 	EventType      string         `json:"eventType"`
 	Version        string         `json:"version"`
 	Severity       string         `json:"severity"`
-	LegacyType     *string        `json:"legacyEventType"`
 	DisplayMessage string         `json:"displayMessage"`
 	Actor          LogActor       `json:"actor"`
 	Client         map[string]any `json:"client"`
