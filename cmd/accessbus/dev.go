@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/accessbus/accessbus/libs/oktasim"
 	"github.com/accessbus/accessbus/libs/service"
 	"github.com/accessbus/accessbus/libs/telemetry"
 	"github.com/accessbus/accessbus/services/catalog"
@@ -31,6 +33,7 @@ type devOptions struct {
 	httpAddr        string
 	logLevel        string
 	shutdownTimeout time.Duration
+	demo            bool
 }
 
 func newDevCmd() *cobra.Command {
@@ -57,6 +60,7 @@ data dir resumes where it stopped.`,
 	f.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "HTTP listen address for health, metrics and APIs")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a clean shutdown may take")
+	f.BoolVar(&o.demo, "demo", false, "also run the Okta simulator with a generated small org (tokens in <data-dir>/demo-okta.json)")
 	return cmd
 }
 
@@ -137,6 +141,20 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 			return nil
 		})
 	}
+	var demoLine string
+	if o.demo {
+		sim, line, err := startDemoOrg(ctx, o.dataDir)
+		if err != nil {
+			for _, f := range afterDrain {
+				_ = f(ctx)
+			}
+			_ = ln.Close()
+			_ = tel.Shutdown(ctx)
+			return err
+		}
+		demoLine = line
+		afterDrain = append(afterDrain, sim.Close)
+	}
 	deps, err := service.Connect(ctx, copts)
 	if err != nil {
 		for _, f := range afterDrain {
@@ -149,6 +167,9 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 
 	go announceWhenReady(ctx, deps.Health, func() {
 		fmt.Fprintf(stdout, "accessbus dev ready: http://%s  nats %s  data %s\n", ln.Addr(), natsURL, o.dataDir)
+		if demoLine != "" {
+			fmt.Fprintln(stdout, demoLine)
+		}
 		if ready != nil {
 			ready(ln.Addr().String(), natsURL)
 		}
@@ -160,6 +181,32 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 		Services:        services,
 		AfterDrain:      afterDrain,
 	})
+}
+
+// demoTokensFile holds the demo org's URL and admin tokens in the data dir.
+const demoTokensFile = "demo-okta.json"
+
+// startDemoOrg serves the Okta simulator's small org (seed 1, Workforce
+// limits) on a free loopback port and writes its URL and tokens to the data
+// dir, so the demo has an Okta org to connect to.
+func startDemoOrg(ctx context.Context, dataDir string) (*oktasim.Running, string, error) {
+	sim, err := oktasim.Start(ctx, oktasim.Config{Profile: "small", Seed: 1, Addr: "127.0.0.1:0"})
+	if err != nil {
+		return nil, "", fmt.Errorf("start the demo Okta org: %w", err)
+	}
+	out := struct {
+		URL string `json:"url"`
+		oktasim.Tokens
+	}{sim.URL, sim.Tokens}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dataDir, demoTokensFile), append(b, '\n'), 0o600)
+	}
+	if err != nil {
+		_ = sim.Close(ctx)
+		return nil, "", fmt.Errorf("write the demo org's tokens: %w", err)
+	}
+	return sim, fmt.Sprintf("demo Okta org (simulator, small profile): %s  tokens in %s", sim.URL, filepath.Join(dataDir, demoTokensFile)), nil
 }
 
 // devServices builds each service's configuration from the environment (so

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -106,5 +107,53 @@ func TestDevRefusesBadFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error naming %s", tc.o, err, tc.want)
 		}
+	}
+}
+
+func TestDevDemoServesTheSimulatorOrg(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan struct{}, 1)
+	errCh := make(chan error, 1)
+	var out syncBuffer
+	go func() {
+		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second, demo: true},
+			&out, io.Discard, func(string, string) { ready <- struct{}{} })
+	}()
+	select {
+	case <-ready:
+	case err := <-errCh:
+		t.Fatalf("dev --demo stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev --demo not ready in 60s")
+	}
+	b, err := os.ReadFile(filepath.Join(dir, demoTokensFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var demo struct {
+		URL      string `json:"url"`
+		ReadOnly string `json:"read_only_admin"`
+	}
+	if err := json.Unmarshal(b, &demo); err != nil || demo.URL == "" || demo.ReadOnly == "" {
+		t.Fatalf("demo file %s: %v", b, err)
+	}
+	req, _ := http.NewRequest("GET", demo.URL+"/api/v1/users?limit=5", nil)
+	req.Header.Set("Authorization", "SSWS "+demo.ReadOnly)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("demo org answered %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-errCh; err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+	if !strings.Contains(out.String(), "demo Okta org") {
+		t.Fatalf("dev did not say where the demo org is: %s", out.String())
 	}
 }

@@ -1,6 +1,7 @@
 package oktasim
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -325,15 +326,24 @@ func writeArray(w http.ResponseWriter, items [][]byte) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(n))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(openBracket)
+	// Gather the pieces in a large pooled buffer: net/http's own 4 KiB
+	// buffer would make a megabyte page cost hundreds of write calls.
+	bw := pageWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	_, _ = bw.Write(openBracket)
 	for i, it := range items {
 		if i > 0 {
-			_, _ = w.Write(comma)
+			_, _ = bw.Write(comma)
 		}
-		_, _ = w.Write(it)
+		_, _ = bw.Write(it)
 	}
-	_, _ = w.Write(closeBracket)
+	_, _ = bw.Write(closeBracket)
+	_ = bw.Flush()
+	bw.Reset(nil)
+	pageWriters.Put(bw)
 }
+
+var pageWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
 var (
 	openBracket  = []byte("[")
