@@ -319,10 +319,33 @@ func TestGeneratedOrgMatchesSpec(t *testing.T) {
 		return true
 	})
 	o.mu.RUnlock()
+	paths = append(paths, "/api/v1/users/me", "/api/v1/org", "/api/v1/logs?limit=10", "/api/v1/eventHooks", "/api/v1/iam/assignees/users")
 	slices.Sort(paths)
-	for _, p := range paths {
-		if resp, b := c.check(run.Tokens.SuperAdmin, "GET", p, nil); resp.StatusCode != 200 {
-			t.Errorf("GET %s: %d %s", p, resp.StatusCode, truncateBody(b))
+	// Every answer, for each of the three tokens, against the spec: the
+	// super admin reads everything; the others read the directory and the
+	// System Log and get Okta's 403 on roles, IAM and event hooks.
+	adminOnly := func(p string) bool {
+		return strings.Contains(p, "/roles") || strings.HasPrefix(p, "/api/v1/iam/") || strings.HasPrefix(p, "/api/v1/eventHooks")
+	}
+	for _, tok := range []string{run.Tokens.SuperAdmin, run.Tokens.AppGroupAdmin, run.Tokens.ReadOnlyAdmin} {
+		for _, p := range paths {
+			want := 200
+			if tok != run.Tokens.SuperAdmin && adminOnly(p) {
+				want = 403
+			}
+			if resp, b := c.check(tok, "GET", p, nil); resp.StatusCode != want {
+				t.Errorf("GET %s with the %s token: %d %s, want %d", p, tokenName(run.Tokens, tok), resp.StatusCode, truncateBody(b), want)
+			}
 		}
 	}
+}
+
+func tokenName(t Tokens, tok string) string {
+	switch tok {
+	case t.SuperAdmin:
+		return "super admin"
+	case t.AppGroupAdmin:
+		return "app+group admin"
+	}
+	return "read-only admin"
 }
