@@ -64,7 +64,7 @@ func NewServer(org *Org, opts Options) *Server {
 		lim:  newLimiter(opts.RateLimits, org.clock),
 		opts: opts,
 		mux:  http.NewServeMux(),
-		rng:  rand.New(rand.NewPCG(opts.Faults.Seed, 0x5eed)),
+		rng:  newFaultRand(opts.Faults.Seed),
 	}
 	s.hooks = newHookDispatcher(org, opts.HookClient)
 	s.routes()
@@ -161,6 +161,9 @@ func (s *Server) injectFaults(w http.ResponseWriter) bool {
 	}
 	return false
 }
+
+// newFaultRand is the random source of injected faults: repeatable per seed.
+func newFaultRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x5eed)) }
 
 func (s *Server) shouldCut() bool {
 	return s.opts.Faults.CutRate > 0 && s.chance(s.opts.Faults.CutRate)
