@@ -356,13 +356,6 @@ func (s *Server) adminCreateUser(w http.ResponseWriter, r *http.Request, _ admin
 		s.org.emit("user.lifecycle.activate", "Activate Okta user", *by, userTarget(u))
 		s.org.mu.Unlock()
 	}
-	// Okta adds every new user to Everyone.
-	if g := s.org.everyone(); g != nil {
-		if _, err := s.org.AddMember(by, g.ID, u.ID); err != nil {
-			adminFail(w, err)
-			return
-		}
-	}
 	if initial != status {
 		if err := s.org.SetUserStatus(by, u.ID, status); err != nil {
 			adminFail(w, err)
@@ -372,19 +365,6 @@ func (s *Server) adminCreateUser(w http.ResponseWriter, r *http.Request, _ admin
 	s.writeUser(w, http.StatusCreated, u.ID)
 }
 
-// everyone is the org's BUILT_IN Everyone group, if it has one.
-func (o *Org) everyone() *Group {
-	o.mu.RLock()
-	defer o.mu.RUnlock()
-	var found *Group
-	o.groups.each(func(_ string, g *Group) bool {
-		if g.Type == GroupBuiltIn && g.Name == "Everyone" {
-			found = g
-		}
-		return found == nil
-	})
-	return found
-}
 
 func (s *Server) writeUser(w http.ResponseWriter, code int, id string) {
 	s.org.mu.RLock()

@@ -680,7 +680,11 @@ func (o *Org) refreshAppUser(a *App, au *AppUser, now time.Time) bool {
 	if string(raw) == string(au.raw) {
 		return false
 	}
-	au.LastUpdated = now
+	// Never before the assignment itself or its last change (the generator
+	// replays history at chosen past times).
+	if now.After(au.LastUpdated) {
+		au.LastUpdated = now
+	}
 	au.raw = o.renderAppUser(a, au)
 	return true
 }

@@ -117,6 +117,9 @@ func TestCoreAuthAndHeaders(t *testing.T) {
 	if resp.StatusCode != 401 || errorCode(b) != codeInvalidToken {
 		t.Fatalf("bad token: %d %s", resp.StatusCode, b)
 	}
+	if resp.Header.Get("X-Rate-Limit-Remaining") == "" {
+		t.Error("a 401 lacks the rate-limit headers every Okta answer carries")
+	}
 	resp, _ = f.do(f.ro, "GET", "/api/v1/nothing-here", nil)
 	if resp.StatusCode != 404 {
 		t.Fatalf("unknown path: %d", resp.StatusCode)

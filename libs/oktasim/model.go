@@ -31,9 +31,16 @@ func (o *Org) AddToken(userID, token string) error {
 }
 
 // CreateUser adds a user with the given status (ACTIVE, STAGED, ...).
+//
+// Like Okta, the org puts every new user in the BUILT_IN Everyone group
+// (once that group exists).
 func (o *Org) CreateUser(by *LogActor, p UserProfile, status string, created time.Time) (*User, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	return o.createUser(by, p, status, created)
+}
+
+func (o *Org) createUser(by *LogActor, p UserProfile, status string, created time.Time) (*User, error) {
 	if p.Login == "" {
 		return nil, fmt.Errorf("login is required: %w", ErrInvalid)
 	}
@@ -57,7 +64,17 @@ func (o *Org) CreateUser(by *LogActor, p UserProfile, status string, created tim
 	if by != nil {
 		o.emit("user.lifecycle.create", "Create okta user", *by, userTarget(u))
 	}
+	if g := o.everyone(); g != nil {
+		o.addMember(by, g, u)
+	}
 	return u, nil
+}
+
+// everyone is the org's BUILT_IN Everyone group, or nil before it exists;
+// o.mu is held.
+func (o *Org) everyone() *Group {
+	g, _ := o.groups.get(o.everyoneID)
+	return g
 }
 
 // CreateGroup adds a group of the given type; sourceAppID names the app that
@@ -80,6 +97,9 @@ func (o *Org) CreateGroup(by *LogActor, typ, name, description, sourceAppID stri
 	}
 	g.raw = render(o.groupView(g))
 	o.groups.put(g.ID, g)
+	if typ == GroupBuiltIn && name == "Everyone" && o.everyoneID == "" {
+		o.everyoneID = g.ID
+	}
 	if by != nil {
 		o.emit("group.lifecycle.create", "Create Okta group", *by, groupTarget(g))
 	}

@@ -37,6 +37,8 @@ type Org struct {
 	logs         []*LogEvent
 	tokens       map[string]string // API token -> admin user id
 	ids          map[string]uint64 // id counters per prefix, for deterministic ids
+	// everyoneID is the BUILT_IN Everyone group, which every user joins.
+	everyoneID string
 
 	// hookOut receives every appended log event for delivery to hooks.
 	hookOut func(*LogEvent)

@@ -108,11 +108,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		notFound(w, r.URL.Path)
 		return
 	}
-	c, ok := s.authenticate(r)
-	if !ok {
-		writeError(w, http.StatusUnauthorized, codeInvalidToken, "Invalid token provided")
-		return
-	}
+	// Okta counts every API call, a refused one too, and every answer
+	// carries the bucket's rate-limit headers.
 	bucket := BucketOf(r.Method, r.URL.Path)
 	admitted, _ := s.lim.admit(h, bucket)
 	if !admitted {
@@ -120,6 +117,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.lim.release(bucket)
+	c, ok := s.authenticate(r)
+	if !ok {
+		writeError(w, http.StatusUnauthorized, codeInvalidToken, "Invalid token provided")
+		return
+	}
 	if s.injectFaults(w) {
 		return
 	}

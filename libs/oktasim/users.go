@@ -261,7 +261,10 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 			status = "ACTIVE"
 		}
 	}
-	s.org.mu.RLock()
+	actor := actorOf(r)
+	// One write lock for the whole creation, so no reader sees the user
+	// without its groups and no group vanishes between check and use.
+	s.org.mu.Lock()
 	var groups []*Group
 	for _, gid := range body.GroupIDs {
 		g, ok := s.org.groups.get(gid)
@@ -271,14 +274,14 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		}
 		groups = append(groups, g)
 	}
-	s.org.mu.RUnlock()
 	if len(causes) > 0 {
+		s.org.mu.Unlock()
 		invalid(w, causes...)
 		return
 	}
-	actor := actorOf(r)
-	u, err := s.org.CreateUser(&actor, p, status, time.Time{})
+	u, err := s.org.createUser(&actor, p, status, time.Time{})
 	if err != nil {
+		s.org.mu.Unlock()
 		if errors.Is(err, ErrInvalid) {
 			invalid(w, "login: "+profileAlreadyExistsIs)
 			return
@@ -286,7 +289,6 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, codeInternal, "Internal Server Error", err.Error())
 		return
 	}
-	s.org.mu.Lock()
 	if withPassword && u.PasswordChanged.IsZero() {
 		u.PasswordChanged = u.Created
 		u.raw = render(s.org.userView(u))

@@ -363,15 +363,14 @@ func (o *Org) DeleteGroup(by *LogActor, groupID string) error {
 	// App assignments go first, while the members still say who loses
 	// what (each with its events, as Okta logs them).
 	o.unassignGroupFromAllApps(by, g)
-	var members []*User
+	// Okta logs the deletion, not each membership it takes along. The app
+	// access is gone already, so the members only forget the group: one
+	// pass, not a removal (and a re-render) per member.
 	g.members.each(func(_ string, u *User) bool {
-		members = append(members, u)
+		delete(u.groups, g.ID)
 		return true
 	})
-	// Okta logs the deletion, not each membership it takes along.
-	for _, u := range members {
-		o.removeMember(nil, g, u)
-	}
+	g.members = newOrdered[*User]()
 	if set := o.roles[roleKey("GROUP", g.ID)]; set != nil {
 		set.each(func(_ string, ra *RoleAssignment) bool {
 			o.syncBindingMember(ra, false)

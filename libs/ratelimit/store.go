@@ -1,0 +1,72 @@
+package ratelimit
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps the shared state of budgets: each bucket's pace and learned
+// ceiling, and each org's concurrency slots. Every replica of every service
+// that talks to one org must use the same Store (Redis) for the share to
+// hold; MemoryStore is right for one process only.
+//
+// Implementations decide admissions atomically on their own clock, so that
+// replicas with skewed clocks still pace one shared schedule.
+type Store interface {
+	// Take admits one request in r's bucket when both the bucket's pace and
+	// the org's concurrency slots allow it, taking a slot named r.SlotID.
+	// Otherwise it reports how long to wait and what blocked the request.
+	Take(ctx context.Context, r TakeRequest) (TakeResult, error)
+	// Release frees a slot taken by Take; releasing a freed slot is a no-op.
+	Release(ctx context.Context, org, slotID string) error
+	// SetLimit records the real per-window ceiling of an org's bucket, which
+	// then paces every budget using the store in place of the default.
+	SetLimit(ctx context.Context, org, bucket string, limit int) error
+	// Pause admits nothing in an org's bucket for d from now.
+	Pause(ctx context.Context, org, bucket string, d time.Duration) error
+}
+
+// TakeRequest asks a Store for one admission.
+type TakeRequest struct {
+	// Org and Bucket name the paced bucket.
+	Org, Bucket string
+	// DefaultLimit is the requests per window used while no ceiling was learned.
+	DefaultLimit int
+	// Share is the part of the ceiling this connector may use, in (0, 1].
+	Share float64
+	// Period is the real-time length of a window (the window over the time scale).
+	Period time.Duration
+	// MaxSlots is how many requests of the org may be in flight at once.
+	MaxSlots int
+	// SlotTTL frees a slot whose holder never released it (a dead replica).
+	SlotTTL time.Duration
+	// SlotID names the slot to take; unique per request.
+	SlotID string
+}
+
+// Blocker says what kept a request from being admitted.
+type Blocker int
+
+const (
+	// BlockedByRate means the bucket's pace (or a pause) is not due yet.
+	BlockedByRate Blocker = iota
+	// BlockedBySlots means the org has no free concurrency slot.
+	BlockedBySlots
+)
+
+// TakeResult is a Store's answer to a TakeRequest.
+type TakeResult struct {
+	// OK is true when the request was admitted and the slot taken.
+	OK bool
+	// Wait is, when not OK, how long until the blocker may clear: the next
+	// due time of the pace, or the expiry of the oldest slot.
+	Wait time.Duration
+	// Blocker is what kept the request back when not OK.
+	Blocker Blocker
+}
+
+// interval is the spacing of admissions that keeps share×limit per period:
+// GCRA with a burst of one, so nothing bunches at the start of a window.
+func interval(period time.Duration, share float64, limit int) time.Duration {
+	return time.Duration(float64(period) / (share * float64(limit)))
+}
