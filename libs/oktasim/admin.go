@@ -365,7 +365,6 @@ func (s *Server) adminCreateUser(w http.ResponseWriter, r *http.Request, _ admin
 	s.writeUser(w, http.StatusCreated, u.ID)
 }
 
-
 func (s *Server) writeUser(w http.ResponseWriter, code int, id string) {
 	s.org.mu.RLock()
 	defer s.org.mu.RUnlock()
