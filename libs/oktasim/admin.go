@@ -416,12 +416,6 @@ func (s *Server) adminAssignRole(w http.ResponseWriter, r *http.Request, p admin
 		adminFail(w, err)
 		return
 	}
-	if ra.Type == "CUSTOM" {
-		// A CUSTOM assignment is a binding member seen from the user.
-		s.org.mu.Lock()
-		s.org.syncBindingMember(ra, true)
-		s.org.mu.Unlock()
-	}
 	s.org.mu.RLock()
 	v := s.org.roleAssignmentView(ra)
 	s.org.mu.RUnlock()
@@ -433,22 +427,9 @@ func (s *Server) adminUnassignRole(w http.ResponseWriter, r *http.Request, p adm
 	if !ok {
 		return
 	}
-	var custom *RoleAssignment
-	s.org.mu.RLock()
-	if set := s.org.roles[roleKey("USER", p["uid"])]; set != nil {
-		if ra, ok := set.get(p["raId"]); ok && ra.Type == "CUSTOM" {
-			custom = ra
-		}
-	}
-	s.org.mu.RUnlock()
 	if err := s.org.UnassignRole(by, "USER", p["uid"], p["raId"]); err != nil {
 		adminFail(w, err)
 		return
-	}
-	if custom != nil {
-		s.org.mu.Lock()
-		s.org.syncBindingMember(custom, false)
-		s.org.mu.Unlock()
 	}
 	changed(w, true)
 }

@@ -2,6 +2,7 @@ package oktasim
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
@@ -689,19 +690,32 @@ func (s *Server) listRoleAssignees(w http.ResponseWriter, r *http.Request) {
 	}
 	o := s.org
 	o.mu.RLock()
-	admins := o.roleHolders()
-	users, last, more := o.users.page(p.after, p.limit, func(u *User) bool { _, ok := admins[u.ID]; return ok })
-	items := make([][]byte, len(users))
-	for i, u := range users {
-		items[i] = render(o.assigneeView(u))
+	// Page over the admins alone, in user order, with the users' own
+	// sequence numbers as the cursor: no scan of the whole directory.
+	var admins []*entry[*User]
+	for id := range o.roleHolders() {
+		if e, ok := o.users.byID[id]; ok && e.seq > p.after {
+			admins = append(admins, e)
+		}
+	}
+	slices.SortFunc(admins, func(a, b *entry[*User]) int { return cmp.Compare(a.seq, b.seq) })
+	more := len(admins) > p.limit
+	if more {
+		admins = admins[:p.limit]
+	}
+	var last uint64
+	items := make([][]byte, len(admins))
+	for i, e := range admins {
+		items[i] = render(o.assigneeView(e.v))
+		last = e.seq
 	}
 	o.mu.RUnlock()
 	iamBodyPage(w, "value", items, s.iamNextLink(r, last, more))
 }
 
 // roleHolders are the ids of users with any role assignment, their own or
-// a group's; o.mu is held. Its cost follows the number of admins and the
-// size of admin groups, not the size of the org.
+// a group's; o.mu is held. Its cost follows the number of role
+// assignments and the size of admin groups, not the size of the org.
 func (o *Org) roleHolders() map[string]struct{} {
 	out := map[string]struct{}{}
 	for key, set := range o.roles {

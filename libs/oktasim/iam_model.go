@@ -466,13 +466,7 @@ func (o *Org) unassignCustom(by *LogActor, p iamPrincipal, roleID, rsID string) 
 	if id == "" || !set.del(id) {
 		return
 	}
-	if by != nil {
-		ev := "user.account.privilege.revoke"
-		if p.typ == "GROUP" {
-			ev = "group.privilege.revoke"
-		}
-		o.emit(ev, "Revoke user privilege", *by, p.target)
-	}
+	o.emitRoleRevoke(by, p.typ, p.id)
 }
 
 // customRole finds a custom role by id or label; o.mu is held.

@@ -253,6 +253,8 @@ func (o *Org) assignRole(by *LogActor, principalType, principalID, roleType, cus
 		AssignmentType: principalType, PrincipalID: principalID, CustomRoleID: customRoleID, ResourceSetID: resourceSetID,
 	}
 	set.put(ra.ID, ra)
+	// A CUSTOM assignment and its binding member are one thing in Okta.
+	o.syncBindingMember(ra, true)
 	if by != nil {
 		ev := "user.account.privilege.grant"
 		if principalType == "GROUP" {
@@ -267,23 +269,24 @@ func (o *Org) assignRole(by *LogActor, principalType, principalID, roleType, cus
 func (o *Org) UnassignRole(by *LogActor, principalType, principalID, assignmentID string) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	_, err := o.unassignRole(by, principalType, principalID, assignmentID)
+	return err
+}
+
+// unassignRole removes a role assignment, keeps a CUSTOM one's binding in
+// step and logs the revocation; o.mu is held for writing.
+func (o *Org) unassignRole(by *LogActor, principalType, principalID, assignmentID string) (*RoleAssignment, error) {
 	set := o.roles[roleKey(principalType, principalID)]
-	if set == nil || !set.del(assignmentID) {
-		return fmt.Errorf("role assignment %s: %w", assignmentID, ErrNotFound)
+	if set == nil {
+		return nil, fmt.Errorf("role assignment %s: %w", assignmentID, ErrNotFound)
 	}
-	if by != nil {
-		ev, target := "user.account.privilege.revoke", LogActor{ID: principalID, Type: "User"}
-		if principalType == "GROUP" {
-			ev, target.Type = "group.privilege.revoke", "UserGroup"
-		}
-		if u, ok := o.users.get(principalID); ok {
-			target = userTarget(u)
-		} else if g, ok := o.groups.get(principalID); ok {
-			target = groupTarget(g)
-		}
-		o.emit(ev, "Revoke user privilege", *by, target)
+	ra, ok := set.get(assignmentID)
+	if !ok || !set.del(assignmentID) {
+		return nil, fmt.Errorf("role assignment %s: %w", assignmentID, ErrNotFound)
 	}
-	return nil
+	o.syncBindingMember(ra, false)
+	o.emitRoleRevoke(by, principalType, principalID)
+	return ra, nil
 }
 
 func roleKey(principalType, id string) string {

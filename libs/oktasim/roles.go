@@ -225,9 +225,6 @@ func (s *Server) assignRoleLocked(k roleKind, id string, body roleRequest, by *L
 	case err != nil:
 		return http.StatusBadRequest, codeValidation, "Api validation failed: " + err.Error(), nil
 	}
-	// A CUSTOM assignment is also a member of the role's binding on the
-	// resource set (iam area).
-	o.syncBindingMember(ra, true)
 	return http.StatusCreated, "", "", o.roleAssignmentView(ra)
 }
 
@@ -243,12 +240,8 @@ func (s *Server) unassignRole(k roleKind) http.HandlerFunc {
 		o.mu.Lock()
 		exists := k.principalExists(o, id)
 		var ra *RoleAssignment
-		if set := o.roles[roleKey(k.principal, id)]; exists && set != nil {
-			if v, ok := set.get(raID); ok && set.del(raID) {
-				ra = v
-				o.syncBindingMember(ra, false)
-				o.emitRoleRevoke(&actor, k.principal, id)
-			}
+		if exists {
+			ra, _ = o.unassignRole(&actor, k.principal, id, raID)
 		}
 		o.mu.Unlock()
 		switch {
