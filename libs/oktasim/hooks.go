@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -73,7 +74,7 @@ type hookDispatcher struct {
 	// org calls enqueue with org.mu held).
 	mu      sync.Mutex
 	closed  bool
-	queue   []*LogEvent
+	queue   []queuedEvent
 	perHook map[string]*hookQueue
 	stats   HookStats
 	seq     uint64
@@ -136,7 +137,22 @@ func (d *hookDispatcher) enqueue(ev *LogEvent) {
 		d.mu.Unlock()
 		return
 	}
-	d.queue = append(d.queue, ev)
+	// Which hooks get the event is decided now, when it happens, not when
+	// the batch goes out: a hook activated a moment later does not receive
+	// it, one deactivated a moment later still does. The caller holds
+	// org.mu, so the hooks can be read as they are.
+	var to []string
+	d.org.hooks.each(func(id string, h *EventHook) bool {
+		if h.Status == HookActive && h.VerificationStatus == HookVerified && slices.Contains(h.Events, ev.EventType) {
+			to = append(to, id)
+		}
+		return true
+	})
+	if len(to) == 0 {
+		d.mu.Unlock()
+		return
+	}
+	d.queue = append(d.queue, queuedEvent{ev: ev, hooks: to})
 	d.mu.Unlock()
 	select {
 	case d.wake <- struct{}{}:
@@ -177,7 +193,13 @@ func (d *hookDispatcher) queued() int {
 	return len(d.queue)
 }
 
-func (d *hookDispatcher) take() []*LogEvent {
+// queuedEvent is an event with the hooks it is to be delivered to.
+type queuedEvent struct {
+	ev    *LogEvent
+	hooks []string
+}
+
+func (d *hookDispatcher) take() []queuedEvent {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	q := d.queue
@@ -185,28 +207,36 @@ func (d *hookDispatcher) take() []*LogEvent {
 	return q
 }
 
-// route hands each active, verified hook the events it subscribes to, in
-// deliveries of at most d.max events.
-func (d *hookDispatcher) route(events []*LogEvent) {
-	if len(events) == 0 {
+// route hands each hook the events it subscribed to when they happened, in
+// deliveries of at most d.max events, with the hook's current channel.
+func (d *hookDispatcher) route(queued []queuedEvent) {
+	if len(queued) == 0 {
 		return
 	}
-	var chans []hookChannel
-	d.org.mu.RLock()
-	d.org.hooks.each(func(_ string, h *EventHook) bool {
-		if h.Status == HookActive && h.VerificationStatus == HookVerified {
-			chans = append(chans, hookChannelOf(h))
-		}
-		return true
-	})
-	d.org.mu.RUnlock()
-	for _, ch := range chans {
-		var matched []json.RawMessage
-		for _, ev := range events {
-			if ch.subscribes(ev.EventType) {
-				matched = append(matched, ev.raw)
+	byHook := map[string][]json.RawMessage{}
+	var order []string
+	for _, q := range queued {
+		for _, id := range q.hooks {
+			if _, seen := byHook[id]; !seen {
+				order = append(order, id)
 			}
+			byHook[id] = append(byHook[id], q.ev.raw)
 		}
+	}
+	chans := make(map[string]hookChannel, len(order))
+	d.org.mu.RLock()
+	for _, id := range order {
+		if h, ok := d.org.hooks.get(id); ok {
+			chans[id] = hookChannelOf(h)
+		}
+	}
+	d.org.mu.RUnlock()
+	for _, id := range order {
+		ch, ok := chans[id]
+		if !ok {
+			continue // deleted since: nowhere to deliver
+		}
+		matched := byHook[id]
 		for len(matched) > 0 {
 			n := min(len(matched), d.max)
 			d.schedule(hookDelivery{ch: ch, events: matched[:n:n]})
