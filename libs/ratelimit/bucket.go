@@ -42,6 +42,10 @@ func WorkforceLimits() map[string]int {
 
 // BucketOf returns the Okta rate-limit bucket of a request. The path is the
 // URL path only (no query); a trailing slash is ignored.
+//
+// The simulator (libs/oktasim) classifies requests with code of its own on
+// purpose: it plays Okta, and a client that shared its classification would
+// never be caught getting a bucket wrong.
 func BucketOf(method, path string) string {
 	rest, ok := strings.CutPrefix(path, "/api/v1/")
 	if !ok {
