@@ -722,3 +722,34 @@ func TestHookCloseAbortsDeliveriesInFlight(t *testing.T) {
 	f.org.CreateUser(f.hookActor(), UserProfile{Login: "d@example.com"}, "ACTIVE", time.Time{})
 	rc.none(200 * time.Millisecond)
 }
+
+// TestHookGetsTheEventsOfWhenItWasActive: which hooks receive an event is
+// decided when the event happens, not when its batch goes out.
+func TestHookGetsTheEventsOfWhenItWasActive(t *testing.T) {
+	f := newFixture(t, NoLimits)
+	rc := newHookReceiver(t, nil)
+	id := f.verifiedHook(rc, "group.user_membership.add", "group.user_membership.remove")
+	g, _ := f.org.CreateGroup(nil, GroupOkta, "Ops", "", "", time.Time{})
+	u, _ := f.org.CreateUser(nil, UserProfile{Login: "kim@example.com", Email: "kim@example.com", FirstName: "Kim", LastName: "Ng"}, "ACTIVE", time.Time{})
+	// Added while the hook is active, then the hook is deactivated within
+	// the batching window: the add is still delivered.
+	if _, err := f.org.AddMember(f.hookActor(), g.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if resp, b := f.do(f.super, "POST", "/api/v1/eventHooks/"+id+"/lifecycle/deactivate", nil); resp.StatusCode != 200 {
+		t.Fatalf("deactivate: %d %s", resp.StatusCode, b)
+	}
+	// Removed while inactive: never delivered.
+	if _, err := f.org.RemoveMember(f.hookActor(), g.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	d := decodeDelivery(t, rc.nextPost(2*time.Second).body)
+	if len(d.Data.Events) != 1 || d.Data.Events[0].EventType != "group.user_membership.add" {
+		t.Fatalf("delivered %+v, want only the add", d.Data.Events)
+	}
+	f.waitHookStats(func(s HookStats) bool { return s.Delivered >= 1 })
+	time.Sleep(300 * time.Millisecond) // past the batching window
+	if got := f.srv.HookStats().Delivered; got != 1 {
+		t.Fatalf("%d deliveries, want 1", got)
+	}
+}
