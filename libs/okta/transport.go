@@ -1,0 +1,177 @@
+package okta
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/accessbus/accessbus/libs/ratelimit"
+)
+
+// maxBody bounds a buffered response: the largest Okta page (1000 group
+// members, 500 app users with profiles) is a few megabytes.
+const maxBody = 64 << 20
+
+// transport is the RoundTripper under the SDK: every request takes a permit
+// of the org's rate budget, each attempt has its own timeout, and 429s and
+// transient failures are retried here (the SDK's own retries are off). It
+// logs nothing, so the Authorization header cannot leak through it.
+//
+// Error answers are returned as *APIError errors rather than responses:
+// the SDK drops a 429 response when its retries are off, and one place
+// reading Okta's error object keeps the classification uniform.
+type transport struct {
+	base       http.RoundTripper
+	budget     *ratelimit.Budget
+	org        string
+	maxRetries int
+	timeout    time.Duration
+	backoff    time.Duration
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	what := req.Method + " " + req.URL.Path
+	bucket := ratelimit.BucketOf(req.Method, req.URL.Path)
+	getBody, err := rewindable(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read request body: %w", what, err)
+	}
+	for attempt := 0; ; attempt++ {
+		resp, body, err := t.once(ctx, req, getBody, bucket)
+		last := attempt >= t.maxRetries
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, fmt.Errorf("%s: %w", what, ctx.Err())
+		case errors.Is(err, errBudget):
+			return nil, fmt.Errorf("%s: %w", what, err)
+		case err != nil:
+			if last {
+				return nil, fmt.Errorf("%s after %d attempts: %w: %w", what, attempt+1, ErrTransient, err)
+			}
+			if err := sleep(ctx, t.delay(attempt)); err != nil {
+				return nil, fmt.Errorf("%s: %w", what, err)
+			}
+			continue
+		case resp.StatusCode == http.StatusTooManyRequests:
+			if last {
+				return nil, apiError(resp, body)
+			}
+			// No sleep: Done paused the bucket until the reset, and the
+			// next Acquire waits for it on the org's clock.
+			continue
+		case isTransientStatus(resp.StatusCode):
+			if last {
+				return nil, apiError(resp, body)
+			}
+			if err := sleep(ctx, t.delay(attempt)); err != nil {
+				return nil, fmt.Errorf("%s: %w", what, err)
+			}
+			continue
+		case resp.StatusCode >= 400:
+			return nil, apiError(resp, body)
+		}
+		return resp, nil
+	}
+}
+
+// errBudget marks a failure of the rate budget itself, not of Okta.
+var errBudget = errors.New("rate budget")
+
+// once sends one attempt and buffers its body, so that a connection cut
+// mid-body is a retryable failure and the attempt timeout covers the read.
+func (t *transport) once(ctx context.Context, req *http.Request, getBody func() (io.ReadCloser, error), bucket string) (*http.Response, []byte, error) {
+	permit, err := t.budget.Acquire(ctx, t.org, bucket)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errBudget, err)
+	}
+	actx, cancel := context.WithTimeout(ctx, t.timeout)
+	defer cancel()
+	r := req.Clone(actx)
+	if getBody != nil {
+		if r.Body, err = getBody(); err != nil {
+			permit.Done(nil, 0)
+			return nil, nil, fmt.Errorf("rewind request body: %w", err)
+		}
+	}
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		permit.Done(nil, 0)
+		return nil, nil, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	_ = resp.Body.Close()
+	permit.Done(resp.Header, resp.StatusCode)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read response body: %w", err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Request = req
+	return resp, body, nil
+}
+
+// rewindable returns a way to get a fresh copy of the request body for each
+// attempt, or nil when there is no body.
+func rewindable(req *http.Request) (func() (io.ReadCloser, error), error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, nil
+	}
+	if req.GetBody != nil {
+		return req.GetBody, nil
+	}
+	b, err := io.ReadAll(req.Body)
+	_ = req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }, nil
+}
+
+func isTransientStatus(s int) bool {
+	return s == http.StatusInternalServerError || s == http.StatusBadGateway ||
+		s == http.StatusServiceUnavailable || s == http.StatusGatewayTimeout
+}
+
+// delay is the wait before retry attempt+1: exponential with jitter, capped.
+func (t *transport) delay(attempt int) time.Duration {
+	d := min(t.backoff<<min(attempt, 16), 10*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// errorBody is Okta's error object.
+type errorBody struct {
+	ErrorCode    string `json:"errorCode"`
+	ErrorSummary string `json:"errorSummary"`
+	ErrorCauses  []struct {
+		ErrorSummary string `json:"errorSummary"`
+	} `json:"errorCauses"`
+}
+
+func apiError(resp *http.Response, body []byte) *APIError {
+	var eb errorBody
+	_ = json.Unmarshal(body, &eb) // a body that is not Okta's error object leaves the status to classify
+	var causes []string
+	for _, c := range eb.ErrorCauses {
+		causes = append(causes, c.ErrorSummary)
+	}
+	return newAPIError(resp.StatusCode, eb.ErrorCode, eb.ErrorSummary, causes, resp.Header.Get("X-Okta-Request-Id"))
+}
