@@ -448,3 +448,34 @@ func TestConfig(t *testing.T) {
 		}
 	}
 }
+
+// A response cut in the middle of its body is a transient failure: retried,
+// and with faults on every other response the listing still completes.
+func TestCutBodiesAreRetried(t *testing.T) {
+	ctx := context.Background()
+	always := startSim(t, oktasim.Config{RateLimits: oktasim.NoLimits, Faults: oktasim.Faults{CutRate: 1}})
+	ac := newClient(t, always, always.Tokens.SuperAdmin, func(c *Config) { c.MaxRetries = 2 })
+	if _, err := ac.Me(ctx); !errors.Is(err, ErrTransient) {
+		t.Fatalf("every body cut: got %v, want ErrTransient", err)
+	}
+	some := startSim(t, oktasim.Config{RateLimits: oktasim.NoLimits, Faults: oktasim.Faults{CutRate: 0.3, Seed: 3}})
+	sc := newClient(t, some, some.Tokens.SuperAdmin, func(c *Config) { c.MaxRetries = 6 })
+	users := collect(t, func(fn func([]User) error) error {
+		return sc.ListUsers(ctx, ListUsersOptions{IncludeDeprovisioned: true}, fn)
+	})
+	uniqueIDs(t, users, func(u User) string { return u.ID })
+	if want := some.Org.Summary().Users; len(users) != want {
+		t.Fatalf("listed %d users through cut bodies, want %d", len(users), want)
+	}
+}
+
+// An answer slower than RequestTimeout is a transient failure of that
+// attempt, retried, and reported as transient when every attempt times out.
+func TestSlowAnswersTimeOut(t *testing.T) {
+	ctx := context.Background()
+	slow := startSim(t, oktasim.Config{RateLimits: oktasim.NoLimits, Faults: oktasim.Faults{Latency: 300 * time.Millisecond}})
+	c := newClient(t, slow, slow.Tokens.SuperAdmin, func(c *Config) { c.MaxRetries = 1; c.RequestTimeout = 50 * time.Millisecond })
+	if _, err := c.Me(ctx); !errors.Is(err, ErrTransient) {
+		t.Fatalf("got %v, want ErrTransient", err)
+	}
+}
