@@ -1,0 +1,384 @@
+// Package changes turns the difference between a container's stored value
+// and its new value into change events on the ACCESS stream, and commits
+// the new value only once every event is stored.
+//
+// The commit of one container:
+//
+//  1. diff the stored value with the new one; nothing to publish and an
+//     equal value: done;
+//  2. record the new value in the state journal (state.Store.PutPending);
+//  3. publish each event and wait for its ack: GrantRemoved first, then
+//     GrantAdded, then the resource's own event;
+//  4. write (or delete) the container, then clear the journal entry.
+//
+// Every event of a container is derived from the container's revision
+// before the commit (prev): ChangeContext.revision is prev+1 and the
+// Nats-Msg-Id is subjects.MsgID as docs/events.md lists it with that
+// revision. A process killed anywhere in 2-4 leaves the journal entry; the
+// next run (Recover) publishes the same events again with the same ids,
+// which the stream's dedupe window drops, and then commits. So no change
+// is lost, none is duplicated within the window, and an event published
+// before a crash is never contradicted by a later diff that does not know
+// of it.
+//
+// Revisions: prev+1 is strictly larger than every revision published
+// before for the same container, and no larger than the container's
+// revision once committed, so a snapshot may hand out the container's KV
+// revision as the revision of every item in it. Revisions grow per
+// container (hence per resource and per grant), which is what consumers
+// compare; they are not one counter across the whole connector.
+package changes
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
+	"github.com/accessbus/accessbus/libs/subjects"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/accessbus/accessbus/services/sync/internal/state"
+)
+
+// Publisher publishes one event and waits for the stream's ack; *bus.Bus
+// is one.
+type Publisher interface {
+	Publish(ctx context.Context, subject, msgID string, payload proto.Message) (*jetstream.PubAck, error)
+}
+
+// Counts are what a committer published, per kind.
+type Counts struct {
+	// Seen counts objects read (set by the caller through Seen).
+	Seen int64
+	// Added counts new resources (upserted) and new grants (added).
+	Added int64
+	// Updated counts changed resources (upserted) and grants whose
+	// attributes changed (added with attributes_changed).
+	Updated int64
+	// Removed counts deleted resources and removed grants.
+	Removed int64
+}
+
+// Committer commits containers of one connector for one run. It is safe for
+// concurrent use on distinct containers.
+type Committer struct {
+	pub       Publisher
+	store     *state.Store
+	connector string
+	runID     string
+	cause     eventsv1.ChangeCause
+	now       func() time.Time
+
+	mu        sync.Mutex
+	resources map[eventsv1.ResourceKind]*Counts
+	grants    map[eventsv1.GrantKind]*Counts
+	lastSeq   uint64
+	published int64
+}
+
+// New returns a Committer for connector's run runID.
+func New(pub Publisher, store *state.Store, connector, runID string, cause eventsv1.ChangeCause) *Committer {
+	return &Committer{
+		pub: pub, store: store, connector: connector, runID: runID, cause: cause, now: time.Now,
+		resources: map[eventsv1.ResourceKind]*Counts{}, grants: map[eventsv1.GrantKind]*Counts{},
+	}
+}
+
+// SeenResources adds n to the objects read of a resource kind.
+func (c *Committer) SeenResources(kind eventsv1.ResourceKind, n int) {
+	c.count(kind, 0, func(x *Counts) { x.Seen += int64(n) })
+}
+
+// SeenGrants adds n to the objects read of a grant kind.
+func (c *Committer) SeenGrants(kind eventsv1.GrantKind, n int) {
+	c.count(0, kind, func(x *Counts) { x.Seen += int64(n) })
+}
+
+// ResourceCounts returns a copy of the counts per resource kind.
+func (c *Committer) ResourceCounts() map[eventsv1.ResourceKind]Counts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[eventsv1.ResourceKind]Counts{}
+	for k, v := range c.resources {
+		out[k] = *v
+	}
+	return out
+}
+
+// GrantCounts returns a copy of the counts per grant kind.
+func (c *Committer) GrantCounts() map[eventsv1.GrantKind]Counts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[eventsv1.GrantKind]Counts{}
+	for k, v := range c.grants {
+		out[k] = *v
+	}
+	return out
+}
+
+// LastSequence is the largest ACCESS sequence an ack named; 0 if none.
+func (c *Committer) LastSequence() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastSeq
+}
+
+// Published is how many events were published (duplicates included).
+func (c *Committer) Published() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.published
+}
+
+func (c *Committer) count(rk eventsv1.ResourceKind, gk eventsv1.GrantKind, f func(*Counts)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var m *Counts
+	if rk != 0 {
+		if m = c.resources[rk]; m == nil {
+			m = &Counts{}
+			c.resources[rk] = m
+		}
+	} else {
+		if m = c.grants[gk]; m == nil {
+			m = &Counts{}
+			c.grants[gk] = m
+		}
+	}
+	f(m)
+}
+
+// event is one change to publish.
+type event struct {
+	subject string
+	msgID   string
+	payload proto.Message
+	// counted when the event is stored
+	rk    eventsv1.ResourceKind
+	gk    eventsv1.GrantKind
+	apply func(*Counts)
+}
+
+// Commit brings container key from prev to next (nil: delete it) and
+// returns the container's entry afterwards. A container that is absent and
+// stays absent is left alone.
+func (c *Committer) Commit(ctx context.Context, key string, prev state.Entry, next []byte) (state.Entry, error) {
+	del := next == nil
+	if del && !prev.Exists() {
+		return prev, nil
+	}
+	events, err := c.diff(key, prev, next)
+	if err != nil {
+		return prev, err
+	}
+	if len(events) == 0 && !del && prev.Exists() && string(prev.Value) == string(next) {
+		return prev, nil
+	}
+	if len(events) > 0 {
+		if err := c.store.PutPending(ctx, key, state.Pending{Prev: prev.Revision, Delete: del, Value: next}); err != nil {
+			return prev, err
+		}
+	}
+	return c.finish(ctx, key, prev, next, events)
+}
+
+// Recover finishes the commits a previous run journaled but did not
+// complete, updating snap's containers; run it before diffing anything.
+func (c *Committer) Recover(ctx context.Context, snap *state.Snapshot) error {
+	for key, p := range snap.Pending {
+		prev := snap.Containers[key]
+		if prev.Revision != p.Prev {
+			// The container was written; only the journal entry was left.
+			if err := c.store.DeletePending(ctx, key); err != nil {
+				return err
+			}
+			delete(snap.Pending, key)
+			continue
+		}
+		next := p.Value
+		if p.Delete {
+			next = nil
+		} else if next == nil {
+			next = []byte{}
+		}
+		events, err := c.diff(key, prev, next)
+		if err != nil {
+			return fmt.Errorf("recover journaled change of %s: %w", key, err)
+		}
+		ent, err := c.finish(ctx, key, prev, next, events)
+		if err != nil {
+			return fmt.Errorf("recover journaled change of %s: %w", key, err)
+		}
+		snap.Containers[key] = ent
+		delete(snap.Pending, key)
+	}
+	return nil
+}
+
+func (c *Committer) finish(ctx context.Context, key string, prev state.Entry, next []byte, events []event) (state.Entry, error) {
+	for _, ev := range events {
+		ack, err := c.pub.Publish(ctx, ev.subject, ev.msgID, ev.payload)
+		if err != nil {
+			return prev, fmt.Errorf("commit %s: %w", key, err)
+		}
+		c.mu.Lock()
+		c.published++
+		if ack != nil && ack.Sequence > c.lastSeq {
+			c.lastSeq = ack.Sequence
+		}
+		c.mu.Unlock()
+		c.count(ev.rk, ev.gk, ev.apply)
+	}
+	var ent state.Entry
+	if next == nil {
+		if err := c.store.Delete(ctx, key); err != nil {
+			return prev, fmt.Errorf("commit %s: %w", key, err)
+		}
+		// The delete marker's own revision is only known on the next Load;
+		// prev+1 is a lower bound, enough for a later commit in this run.
+		ent = state.Entry{Revision: prev.Revision + 1, Deleted: true}
+	} else {
+		rev, err := c.store.Put(ctx, key, next)
+		if err != nil {
+			return prev, fmt.Errorf("commit %s: %w", key, err)
+		}
+		ent = state.Entry{Value: next, Revision: rev}
+	}
+	if len(events) > 0 {
+		if err := c.store.DeletePending(ctx, key); err != nil {
+			return ent, fmt.Errorf("commit %s: %w", key, err)
+		}
+	}
+	return ent, nil
+}
+
+func (c *Committer) changeContext(rev uint64) *eventsv1.ChangeContext {
+	return &eventsv1.ChangeContext{
+		ConnectorId: c.connector,
+		ObservedAt:  timestamppb.New(c.now()),
+		RunId:       c.runID,
+		Cause:       c.cause,
+		Revision:    rev,
+	}
+}
+
+// diff computes the events that take container key from prev to next (nil:
+// deleted). Their order: grant removals, grant additions, resource event.
+func (c *Committer) diff(key string, prev state.Entry, next []byte) ([]event, error) {
+	kind, id, ok := state.SplitKey(c.connector, key)
+	if !ok {
+		return nil, fmt.Errorf("diff %s: not a container of connector %s: %w", key, c.connector, state.ErrInvalidKey)
+	}
+	rev := prev.Revision + 1
+	var old []byte
+	if prev.Exists() {
+		old = prev.Value
+	}
+	if isResourceKind(kind) {
+		return c.diffResource(kind, id, rev, prev.Exists(), old, next)
+	}
+	return c.diffGrants(kind, id, rev, old, next)
+}
+
+func (c *Committer) diffResource(kind, id string, rev uint64, existed bool, old, next []byte) ([]event, error) {
+	rk := resourceKind(kind)
+	tok, err := subjects.KindToken(rk)
+	if err != nil {
+		return nil, err
+	}
+	oldRes, err := DecodeResource(old)
+	if err != nil {
+		return nil, fmt.Errorf("diff %s %s: stored: %w", kind, id, err)
+	}
+	revs := fmt.Sprint(rev)
+	if next == nil {
+		subj, err := subjects.ResourceDeleted(c.connector, rk)
+		if err != nil {
+			return nil, err
+		}
+		return []event{{
+			subject: subj,
+			msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityResource, tok, id, subjects.VerbDeleted, revs),
+			payload: &eventsv1.ResourceDeleted{Context: c.changeContext(rev), Kind: rk, Id: id, LastKnown: oldRes},
+			rk:      rk, apply: func(x *Counts) { x.Removed++ },
+		}}, nil
+	}
+	newRes, err := DecodeResource(next)
+	if err != nil {
+		return nil, fmt.Errorf("diff %s %s: new: %w", kind, id, err)
+	}
+	if existed && proto.Equal(oldRes, newRes) {
+		return nil, nil
+	}
+	subj, err := subjects.ResourceUpserted(c.connector, rk)
+	if err != nil {
+		return nil, err
+	}
+	apply := func(x *Counts) { x.Added++ }
+	if existed {
+		apply = func(x *Counts) { x.Updated++ }
+	}
+	return []event{{
+		subject: subj,
+		msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityResource, tok, id, subjects.VerbUpserted, revs),
+		payload: &eventsv1.ResourceUpserted{Context: c.changeContext(rev), Kind: rk, Id: id, Resource: newRes},
+		rk:      rk, apply: apply,
+	}}, nil
+}
+
+func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte) ([]event, error) {
+	oldSet, err := DecodeGrants(kind, id, old)
+	if err != nil {
+		return nil, fmt.Errorf("diff %s %s: stored: %w", kind, id, err)
+	}
+	newSet := NewGrantSet("")
+	if next != nil {
+		if newSet, err = DecodeGrants(kind, id, next); err != nil {
+			return nil, fmt.Errorf("diff %s %s: new: %w", kind, id, err)
+		}
+	}
+	addedSubj, err := subjects.GrantAdded(c.connector)
+	if err != nil {
+		return nil, err
+	}
+	removedSubj, err := subjects.GrantRemoved(c.connector)
+	if err != nil {
+		return nil, err
+	}
+	revs := fmt.Sprint(rev)
+	var removed, added []event
+	for _, k := range oldSet.sortedKeys() {
+		if _, ok := newSet.Grants[k]; ok {
+			continue
+		}
+		g := oldSet.Grants[k]
+		removed = append(removed, event{
+			subject: removedSubj,
+			msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbRemoved, revs),
+			payload: &eventsv1.GrantRemoved{Context: c.changeContext(rev), Grant: g},
+			gk:      grantKind(g), apply: func(x *Counts) { x.Removed++ },
+		})
+	}
+	for _, k := range newSet.sortedKeys() {
+		g := newSet.Grants[k]
+		was, existed := oldSet.Grants[k]
+		if existed && proto.Equal(was, g) {
+			continue
+		}
+		apply := func(x *Counts) { x.Added++ }
+		if existed {
+			apply = func(x *Counts) { x.Updated++ }
+		}
+		added = append(added, event{
+			subject: addedSubj,
+			msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbAdded, revs),
+			payload: &eventsv1.GrantAdded{Context: c.changeContext(rev), Grant: g, AttributesChanged: existed},
+			gk:      grantKind(g), apply: apply,
+		})
+	}
+	return append(removed, added...), nil
+}

@@ -1,0 +1,837 @@
+// Package fullsync reads everything a connector's token may read from an
+// Okta org, compares it with the connector's last-known state and publishes
+// the differences (package changes), one container at a time.
+//
+// A run has four steps:
+//
+//  1. load the connector's state and finish any commit a previous run
+//     journaled but did not complete (changes.Committer.Recover);
+//  2. probe the token's capabilities, then read concurrently: users;
+//     groups and the members of each group; apps and the user and group
+//     assignments of each app; and, when the token may review roles, the
+//     role assignments of every user and group. Per-group and per-app lists
+//     run with bounded concurrency; the rate budget paces every call;
+//  3. commit every container read (resources, memberships, assignments,
+//     roles), concurrently;
+//  4. remove what is gone: first the grant containers of groups, apps,
+//     users gone from the org or from the connector's scope (their
+//     GrantRemoved events), then the resources themselves (ResourceDeleted),
+//     so that a resource's grants are always removed before it.
+//
+// Deletion safety: a part the token may not read is skipped by name and
+// never produces removals; a container whose read failed (403, 404, 5xx)
+// is left as it was. A failing users, groups or apps list fails the run
+// before anything is committed.
+//
+// Smart resync: a group whose lastMembershipUpdated equals the one stored
+// with its members is not re-listed.
+//
+// Cost: Okta has no "list every role assignment" call, so reviewing roles
+// reads the roles of every user and every group (one call each, in the
+// "every other path" bucket); that is fine for small and medium orgs and
+// the largest share of the calls of an unchanged-org resync. The
+// /iam/assignees/users list would cut that to the role holders; it is not
+// wrapped by libs/okta yet.
+package fullsync
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
+	"github.com/accessbus/accessbus/libs/okta"
+	"github.com/accessbus/accessbus/libs/ratelimit"
+	"github.com/accessbus/accessbus/libs/subjects"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/accessbus/accessbus/services/sync/internal/changes"
+	"github.com/accessbus/accessbus/services/sync/internal/state"
+)
+
+// Concurrency of per-container reads and of commits. The rate budget, not
+// these, bounds the request rate; they only keep enough work in flight.
+const (
+	groupReaders = 8
+	appReaders   = 4
+	roleReaders  = 8
+	committers   = 16
+)
+
+// Deps are what Run needs.
+type Deps struct {
+	// Okta calls the connector's org.
+	Okta *okta.Client
+	// Bus publishes the events; *bus.Bus in production.
+	Bus changes.Publisher
+	// State holds every connector's last-known state.
+	State *state.Store
+	// Budget, when set, is the rate budget Okta uses; its counters give the
+	// run's API calls per bucket (counted across every run sharing it).
+	Budget *ratelimit.Budget
+	// Log receives the run's log; nil discards it.
+	Log *slog.Logger
+}
+
+// Options are the connector's sync options.
+type Options struct {
+	// SyncInactiveApps syncs INACTIVE apps too. DefaultOptions sets it, as
+	// connectors do by default; the zero Options do not.
+	SyncInactiveApps bool
+	// SkipAppGroups drops APP_GROUP groups (imported from apps such as
+	// Active Directory), their memberships and their app assignments.
+	SkipAppGroups bool
+	// UserDomains, when not empty, keeps only users whose email or login
+	// domain is listed (case-insensitive), and every grant of the others
+	// (memberships, app assignments, roles) with them.
+	UserDomains []string
+	// SyncCustomRoles syncs CUSTOM role assignments. Custom roles, resource
+	// sets and bindings themselves are not synced yet.
+	SyncCustomRoles bool
+}
+
+// DefaultOptions are a new connector's options.
+func DefaultOptions() Options { return Options{SyncInactiveApps: true} }
+
+// Connector is the connector to sync.
+type Connector struct {
+	// ID is the connector id.
+	ID string
+	// Options are its sync options.
+	Options Options
+	// RunID names the run; default the connector id and the start time.
+	RunID string
+	// RequestID is the SyncRequest behind the run, if any.
+	RequestID string
+}
+
+// Report is what a run did.
+type Report struct {
+	// RunID names the run.
+	RunID string
+	// Started and Finished bound the run.
+	Started, Finished time.Time
+	// Capabilities are the token's, as probed.
+	Capabilities okta.Capabilities
+	// Resources and Grants count what was read and published, per kind.
+	Resources map[eventsv1.ResourceKind]changes.Counts
+	Grants    map[eventsv1.GrantKind]changes.Counts
+	// Skipped are the parts not read, by name, and why.
+	Skipped []*eventsv1.SkippedPart
+	// Unchanged counts the containers not re-listed because Okta says they
+	// did not change (smart resync).
+	Unchanged int
+	// Published counts the events published (republished ones included).
+	Published int64
+	// LastAccessSequence is the ACCESS sequence of the last event stored.
+	LastAccessSequence uint64
+	// APICalls and HTTP429 are the budget's counts for the run, per bucket.
+	APICalls map[string]int64
+	HTTP429  int64
+}
+
+// Run syncs one connector in full and publishes sync.<c>.run.started, then
+// run.completed or run.failed. A failed run returns a *Failure.
+func Run(ctx context.Context, d Deps, c Connector) (Report, error) {
+	if err := subjects.ValidateConnectorID(c.ID); err != nil {
+		return Report{}, fmt.Errorf("full sync: %w: %w", ErrInvalidConnector, err)
+	}
+	if d.Okta == nil || d.Bus == nil || d.State == nil {
+		return Report{}, fmt.Errorf("full sync of %s: Okta, Bus and State are required: %w", c.ID, ErrInvalidConnector)
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	started := time.Now()
+	if c.RunID == "" {
+		c.RunID = c.ID + "-" + started.UTC().Format("20060102T150405.000000000Z")
+	}
+	r := &runner{
+		d: d, c: c, log: d.Log.With("connector", c.ID, "run", c.RunID),
+		com:    changes.New(d.Bus, d.State, c.ID, c.RunID, eventsv1.ChangeCause_CHANGE_CAUSE_FULL_SYNC),
+		report: Report{RunID: c.RunID, Started: started},
+	}
+	var before map[string]ratelimit.BucketStats
+	if d.Budget != nil {
+		before = d.Budget.Stats()
+	}
+	if err := r.publishStarted(ctx); err != nil {
+		return r.report, classify(err)
+	}
+	err := r.run(ctx)
+	r.report.Finished = time.Now()
+	r.report.Resources = r.com.ResourceCounts()
+	r.report.Grants = r.com.GrantCounts()
+	r.report.Published = r.com.Published()
+	r.report.LastAccessSequence = r.com.LastSequence()
+	if d.Budget != nil {
+		r.report.APICalls, r.report.HTTP429 = callsSince(before, d.Budget.Stats())
+	}
+	if err != nil {
+		f := classify(fmt.Errorf("full sync of %s: %w", c.ID, err))
+		r.log.Warn("full sync failed", "reason", f.Reason.String(), "error", f.Err)
+		// The run's context may be what stopped it; the failure is still told.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if perr := r.publishFailed(pctx, f); perr != nil {
+			r.log.Error("publish run.failed", "error", perr)
+		}
+		return r.report, f
+	}
+	if err := r.publishCompleted(ctx); err != nil {
+		return r.report, classify(err)
+	}
+	r.log.Info("full sync completed", "published", r.report.Published, "unchanged", r.report.Unchanged,
+		"skipped", len(r.report.Skipped), "duration", r.report.Finished.Sub(started))
+	return r.report, nil
+}
+
+func callsSince(before, after map[string]ratelimit.BucketStats) (map[string]int64, int64) {
+	calls := map[string]int64{}
+	var n429 int64
+	for b, s := range after {
+		p := before[b]
+		if n := s.Acquired - p.Acquired; n > 0 {
+			calls[b] = n
+		}
+		n429 += (s.RateLimited - p.RateLimited) + (s.ConcurrencyLimited - p.ConcurrencyLimited)
+	}
+	return calls, n429
+}
+
+// runner is one run's working state.
+type runner struct {
+	d    Deps
+	c    Connector
+	log  *slog.Logger
+	com  *changes.Committer
+	snap *state.Snapshot
+	caps okta.Capabilities
+
+	mu     sync.Mutex
+	report Report
+
+	// What was read. Written by one reader each, read after they finish.
+	users      []okta.User
+	groups     []okta.Group
+	apps       []okta.App
+	members    map[string][]string // group id -> member user ids (read or kept)
+	unchanged  map[string]bool     // groups whose members were not re-listed
+	appUsers   map[string][]okta.AppUser
+	appGroups  map[string][]okta.AppGroup
+	userRoles  map[string][]okta.RoleAssignment
+	groupRoles map[string][]okta.RoleAssignment
+	rolesRead  bool // every role list succeeded
+}
+
+func (r *runner) skip(part string, reason eventsv1.SkippedPart_Reason, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.report.Skipped = append(r.report.Skipped, &eventsv1.SkippedPart{Part: part, Reason: reason, Message: msg})
+}
+
+func (r *runner) key(kind, id string) (string, error) { return state.Key(r.c.ID, kind, id) }
+
+func (r *runner) run(ctx context.Context) error {
+	snap, err := r.d.State.Load(ctx, r.c.ID)
+	if err != nil {
+		return err
+	}
+	r.snap = snap
+	if err := r.com.Recover(ctx, snap); err != nil {
+		return err
+	}
+	caps, err := r.d.Okta.ProbeCapabilities(ctx)
+	if err != nil {
+		return err
+	}
+	r.caps = caps
+	r.report.Capabilities = caps
+	if !caps.ReviewGroupMembership && !caps.ReviewAppAssignment {
+		return &Failure{
+			Reason:  eventsv1.SyncFailureReason_SYNC_FAILURE_REASON_MISSING_PERMISSION,
+			Message: "the token may not read users, groups and apps: give the token's admin at least the Read-Only Administrator role",
+			Err:     okta.ErrPermissionDenied,
+		}
+	}
+	if err := r.read(ctx); err != nil {
+		return err
+	}
+	sc := r.scope()
+	wanted, err := r.commitRead(ctx, sc)
+	if err != nil {
+		return err
+	}
+	return r.removeGone(ctx, sc, wanted)
+}
+
+// read reads the org, concurrently per bucket.
+func (r *runner) read(ctx context.Context) error {
+	r.members, r.unchanged = map[string][]string{}, map[string]bool{}
+	r.appUsers, r.appGroups = map[string][]okta.AppUser{}, map[string][]okta.AppGroup{}
+	r.userRoles, r.groupRoles = map[string][]okta.RoleAssignment{}, map[string][]okta.RoleAssignment{}
+	usersDone, groupsDone := make(chan struct{}), make(chan struct{})
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := r.d.Okta.ListUsers(ctx, okta.ListUsersOptions{IncludeDeprovisioned: true}, func(us []okta.User) error {
+			r.users = append(r.users, us...)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		close(usersDone)
+		return nil
+	})
+	g.Go(func() error {
+		err := r.d.Okta.ListGroups(ctx, okta.ListGroupsOptions{ExpandStats: true}, func(gs []okta.Group) error {
+			r.groups = append(r.groups, gs...)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		close(groupsDone)
+		if !r.caps.ReviewGroupMembership {
+			r.skip("group_membership", eventsv1.SkippedPart_REASON_MISSING_CAPABILITY,
+				"give the token's admin a role that may read group members, such as Read-Only Administrator")
+			return nil
+		}
+		return r.readMembers(ctx)
+	})
+	g.Go(func() error {
+		err := r.d.Okta.ListApps(ctx, okta.ListAppsOptions{IncludeInactive: r.c.Options.SyncInactiveApps}, func(as []okta.App) error {
+			r.apps = append(r.apps, as...)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !r.caps.ReviewAppAssignment {
+			r.skip("app_assignment", eventsv1.SkippedPart_REASON_MISSING_CAPABILITY,
+				"give the token's admin a role that may read app assignments, such as Read-Only Administrator")
+			return nil
+		}
+		return r.readAssignments(ctx)
+	})
+	if r.caps.ReviewRoles {
+		g.Go(func() error {
+			select {
+			case <-usersDone:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			select {
+			case <-groupsDone:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			return r.readRoles(ctx)
+		})
+	} else {
+		r.skip("role_assignment", eventsv1.SkippedPart_REASON_MISSING_CAPABILITY,
+			"grant the token's admin the Super Administrator role to review roles")
+		r.skip("standard_role", eventsv1.SkippedPart_REASON_MISSING_CAPABILITY,
+			"grant the token's admin the Super Administrator role to review roles")
+	}
+	for _, part := range []string{"custom_role", "resource_set", "resource_set_binding"} {
+		if r.c.Options.SyncCustomRoles {
+			r.skip(part, eventsv1.SkippedPart_REASON_UNSPECIFIED, "syncing custom roles, resource sets and bindings is not implemented yet")
+		} else {
+			r.skip(part, eventsv1.SkippedPart_REASON_DISABLED_BY_OPTION, "turn on the connector's sync custom roles option")
+		}
+	}
+	return g.Wait()
+}
+
+func (r *runner) readMembers(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(groupReaders)
+	var mu sync.Mutex
+	for _, grp := range r.groups {
+		if r.c.Options.SkipAppGroups && grp.Type == "APP_GROUP" {
+			continue
+		}
+		key, err := r.key(state.KindMembers, grp.ID)
+		if err != nil {
+			return err
+		}
+		if prev := r.snap.Containers[key]; prev.Exists() && !grp.LastMembershipUpdated.IsZero() {
+			set, err := changes.DecodeGrants(state.KindMembers, grp.ID, prev.Value)
+			if err != nil {
+				return err
+			}
+			if set.Marker == marker(grp.LastMembershipUpdated) {
+				ids := make([]string, 0, len(set.Grants))
+				for _, gr := range set.Grants {
+					ids = append(ids, gr.GetPrincipal().GetId())
+				}
+				mu.Lock()
+				r.members[grp.ID], r.unchanged[grp.ID] = ids, true
+				mu.Unlock()
+				r.report.Unchanged++
+				continue
+			}
+		}
+		g.Go(func() error {
+			var ids []string
+			err := r.d.Okta.ListGroupMembers(ctx, grp.ID, func(us []okta.User) error {
+				for _, u := range us {
+					ids = append(ids, u.ID)
+				}
+				return nil
+			})
+			if err != nil {
+				reason, ok := partError(err)
+				if !ok {
+					return err
+				}
+				r.skip("group/"+grp.ID+"/members", reason, "the members of this group could not be read: "+err.Error())
+				return nil
+			}
+			mu.Lock()
+			r.members[grp.ID] = ids
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (r *runner) readAssignments(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(appReaders)
+	var mu sync.Mutex
+	for _, app := range r.apps {
+		g.Go(func() error {
+			var aus []okta.AppUser
+			err := r.d.Okta.ListAppUsers(ctx, app.ID, func(p []okta.AppUser) error {
+				aus = append(aus, p...)
+				return nil
+			})
+			if err != nil {
+				reason, ok := partError(err)
+				if !ok {
+					return err
+				}
+				r.skip("app/"+app.ID+"/users", reason, "the user assignments of this app could not be read: "+err.Error())
+			} else {
+				mu.Lock()
+				r.appUsers[app.ID] = aus
+				mu.Unlock()
+			}
+			var ags []okta.AppGroup
+			err = r.d.Okta.ListAppGroups(ctx, app.ID, func(p []okta.AppGroup) error {
+				ags = append(ags, p...)
+				return nil
+			})
+			if err != nil {
+				reason, ok := partError(err)
+				if !ok {
+					return err
+				}
+				r.skip("app/"+app.ID+"/groups", reason, "the group assignments of this app could not be read: "+err.Error())
+				return nil
+			}
+			mu.Lock()
+			r.appGroups[app.ID] = ags
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (r *runner) readRoles(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(roleReaders)
+	var mu sync.Mutex
+	failed := false
+	read := func(kind, id string, list func(context.Context, string) ([]okta.RoleAssignment, error), into map[string][]okta.RoleAssignment) {
+		g.Go(func() error {
+			rs, err := list(ctx, id)
+			if err != nil {
+				reason, ok := partError(err)
+				if !ok {
+					return err
+				}
+				r.skip(kind+"/"+id+"/roles", reason, "the role assignments could not be read: "+err.Error())
+				mu.Lock()
+				failed = true
+				mu.Unlock()
+				return nil
+			}
+			mu.Lock()
+			into[id] = rs
+			mu.Unlock()
+			return nil
+		})
+	}
+	dom := r.domainFilter()
+	for _, u := range r.users {
+		if dom(u) {
+			read("user", u.ID, r.d.Okta.ListUserRoles, r.userRoles)
+		}
+	}
+	for _, grp := range r.groups {
+		if !(r.c.Options.SkipAppGroups && grp.Type == "APP_GROUP") {
+			read("group", grp.ID, r.d.Okta.ListGroupRoles, r.groupRoles)
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	r.rolesRead = !failed
+	return nil
+}
+
+// marker is how a group's lastMembershipUpdated is remembered.
+func marker(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// domainFilter returns whether a user is in the connector's scope.
+func (r *runner) domainFilter() func(okta.User) bool {
+	if len(r.c.Options.UserDomains) == 0 {
+		return func(okta.User) bool { return true }
+	}
+	domains := map[string]bool{}
+	for _, d := range r.c.Options.UserDomains {
+		domains[strings.ToLower(strings.TrimPrefix(strings.TrimSpace(d), "@"))] = true
+	}
+	domainOf := func(s string) string {
+		if i := strings.LastIndexByte(s, '@'); i >= 0 {
+			return strings.ToLower(s[i+1:])
+		}
+		return ""
+	}
+	return func(u okta.User) bool { return domains[domainOf(u.Email)] || domains[domainOf(u.Login)] }
+}
+
+// scope is what is in the connector's scope, by id.
+type scope struct {
+	users  map[string]bool
+	groups map[string]bool
+	apps   map[string]bool
+}
+
+func (r *runner) scope() scope {
+	sc := scope{users: map[string]bool{}, groups: map[string]bool{}, apps: map[string]bool{}}
+	dom := r.domainFilter()
+	for _, u := range r.users {
+		if dom(u) {
+			sc.users[u.ID] = true
+		}
+	}
+	for _, g := range r.groups {
+		if !(r.c.Options.SkipAppGroups && g.Type == "APP_GROUP") {
+			sc.groups[g.ID] = true
+		}
+	}
+	for _, a := range r.apps {
+		sc.apps[a.ID] = true
+	}
+	return sc
+}
+
+// pending is one container to commit.
+type pending struct {
+	key   string
+	value []byte
+}
+
+// commitRead commits every container read and returns the keys it
+// committed (the containers the org still has).
+func (r *runner) commitRead(ctx context.Context, sc scope) (map[string]bool, error) {
+	var todo []pending
+	add := func(kind, id string, encode func() ([]byte, error)) error {
+		key, err := r.key(kind, id)
+		if err != nil {
+			return err
+		}
+		v, err := encode()
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", key, err)
+		}
+		todo = append(todo, pending{key, v})
+		return nil
+	}
+	resource := func(res *eventsv1.Resource) func() ([]byte, error) {
+		return func() ([]byte, error) { return changes.EncodeResource(res) }
+	}
+	grants := func(kind string, set *changes.GrantSet) func() ([]byte, error) {
+		return func() ([]byte, error) { return changes.EncodeGrants(kind, set) }
+	}
+	var nUsers, nGroups, nMembers, nAssign, nRoles int
+	for _, u := range r.users {
+		if sc.users[u.ID] {
+			nUsers++
+			if err := add(state.KindUser, u.ID, resource(userResource(u))); err != nil {
+				return nil, err
+			}
+		}
+	}
+	userGroups := map[string][]string{}
+	for _, g := range r.groups {
+		if !sc.groups[g.ID] {
+			continue
+		}
+		nGroups++
+		if err := add(state.KindGroup, g.ID, resource(groupResource(g))); err != nil {
+			return nil, err
+		}
+		ids, ok := r.members[g.ID]
+		if !ok {
+			continue // not read: left as it was
+		}
+		set := changes.NewGrantSet(marker(g.LastMembershipUpdated))
+		for _, uid := range ids {
+			if sc.users[uid] {
+				set.Add(changes.Membership(g.ID, uid))
+				userGroups[uid] = append(userGroups[uid], g.ID)
+			}
+		}
+		nMembers += len(set.Grants)
+		if err := add(state.KindMembers, g.ID, grants(state.KindMembers, set)); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range r.apps {
+		if err := add(state.KindApp, a.ID, resource(appResource(a))); err != nil {
+			return nil, err
+		}
+		ags, agsRead := r.appGroups[a.ID]
+		assigned := map[string]bool{}
+		if agsRead {
+			set := changes.NewGrantSet("")
+			for _, ag := range ags {
+				if sc.groups[ag.GroupID] {
+					assigned[ag.GroupID] = true
+					set.Add(appGroupGrant(a.ID, ag))
+				}
+			}
+			nAssign += len(set.Grants)
+			if err := add(state.KindAppGroups, a.ID, grants(state.KindAppGroups, set)); err != nil {
+				return nil, err
+			}
+		}
+		if aus, ok := r.appUsers[a.ID]; ok {
+			set := changes.NewGrantSet("")
+			for _, au := range aus {
+				if !sc.users[au.UserID] {
+					continue
+				}
+				var via []string
+				if au.Scope == "GROUP" {
+					if agsRead {
+						for _, gid := range userGroups[au.UserID] {
+							if assigned[gid] {
+								via = append(via, gid)
+							}
+						}
+						slices.Sort(via)
+					} else if au.GroupID != "" && sc.groups[au.GroupID] {
+						via = []string{au.GroupID}
+					}
+				}
+				set.Add(appUserGrant(a.ID, au, via))
+			}
+			nAssign += len(set.Grants)
+			if err := add(state.KindAppUsers, a.ID, grants(state.KindAppUsers, set)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	roleTypes := map[string]string{}
+	roles := func(kind, principal string, m map[string][]okta.RoleAssignment, in map[string]bool) error {
+		for id, rs := range m {
+			if !in[id] {
+				continue
+			}
+			set := changes.NewGrantSet("")
+			for _, ra := range rs {
+				if ra.Type == "CUSTOM" && !r.c.Options.SyncCustomRoles {
+					continue
+				}
+				set.Add(roleGrant(principal, id, ra))
+				if ra.Type != "CUSTOM" {
+					roleTypes[ra.Type] = ra.Label
+				}
+			}
+			nRoles += len(set.Grants)
+			if err := add(kind, id, grants(kind, set)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := roles(state.KindRolesUser, "user", r.userRoles, sc.users); err != nil {
+		return nil, err
+	}
+	if err := roles(state.KindRolesGroup, "group", r.groupRoles, sc.groups); err != nil {
+		return nil, err
+	}
+	for typ, label := range roleTypes {
+		if err := add(state.KindStandardRole, typ, resource(standardRoleResource(typ, label))); err != nil {
+			return nil, err
+		}
+	}
+	r.com.SeenResources(eventsv1.ResourceKind_RESOURCE_KIND_USER, nUsers)
+	r.com.SeenResources(eventsv1.ResourceKind_RESOURCE_KIND_GROUP, nGroups)
+	r.com.SeenResources(eventsv1.ResourceKind_RESOURCE_KIND_APP, len(r.apps))
+	r.com.SeenResources(eventsv1.ResourceKind_RESOURCE_KIND_STANDARD_ROLE, len(roleTypes))
+	r.com.SeenGrants(eventsv1.GrantKind_GRANT_KIND_GROUP_MEMBERSHIP, nMembers)
+	r.com.SeenGrants(eventsv1.GrantKind_GRANT_KIND_APP_ASSIGNMENT, nAssign)
+	r.com.SeenGrants(eventsv1.GrantKind_GRANT_KIND_ROLE_ASSIGNMENT, nRoles)
+
+	wanted := make(map[string]bool, len(todo))
+	for _, p := range todo {
+		wanted[p.key] = true
+	}
+	return wanted, r.commitAll(ctx, todo)
+}
+
+// commitAll commits containers concurrently.
+func (r *runner) commitAll(ctx context.Context, todo []pending) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(committers)
+	for _, p := range todo {
+		prev := r.snap.Containers[p.key]
+		g.Go(func() error {
+			_, err := r.com.Commit(ctx, p.key, prev, p.value)
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// removeGone deletes the containers the org no longer has, grants before
+// resources. A container is removed only when the part that would list it
+// was read in full.
+func (r *runner) removeGone(ctx context.Context, sc scope, wanted map[string]bool) error {
+	var grantKeys, resourceKeys []pending
+	for key, ent := range r.snap.Containers {
+		if !ent.Exists() || wanted[key] {
+			continue
+		}
+		kind, id, ok := state.SplitKey(r.c.ID, key)
+		if !ok {
+			continue
+		}
+		gone := false
+		isResource := false
+		switch kind {
+		case state.KindMembers:
+			// Gone with its group; a group in scope whose read failed stays.
+			gone = r.caps.ReviewGroupMembership && !sc.groups[id]
+		case state.KindAppUsers, state.KindAppGroups:
+			gone = r.caps.ReviewAppAssignment && !sc.apps[id]
+		case state.KindRolesUser:
+			gone = r.caps.ReviewRoles && !sc.users[id]
+		case state.KindRolesGroup:
+			gone = r.caps.ReviewRoles && !sc.groups[id]
+		case state.KindUser:
+			gone, isResource = !sc.users[id], true
+		case state.KindGroup:
+			gone, isResource = !sc.groups[id], true
+		case state.KindApp:
+			gone, isResource = !sc.apps[id], true
+		case state.KindStandardRole:
+			// Only a complete read of every principal's roles proves a
+			// role type is no longer held.
+			gone, isResource = r.caps.ReviewRoles && r.rolesRead, true
+		}
+		if !gone {
+			continue
+		}
+		if isResource {
+			resourceKeys = append(resourceKeys, pending{key: key})
+		} else {
+			grantKeys = append(grantKeys, pending{key: key})
+		}
+	}
+	if err := r.commitAll(ctx, grantKeys); err != nil {
+		return err
+	}
+	return r.commitAll(ctx, resourceKeys)
+}
+
+func (r *runner) publishStarted(ctx context.Context) error {
+	subj, err := subjects.SyncRunStarted(r.c.ID)
+	if err != nil {
+		return err
+	}
+	_, err = r.d.Bus.Publish(ctx, subj, subjects.MsgID(subjects.DomainSync, r.c.ID, subjects.EntityRun, r.c.RunID, subjects.VerbStarted),
+		&eventsv1.SyncRunStarted{
+			ConnectorId: r.c.ID, RunId: r.c.RunID, RequestId: r.c.RequestID,
+			Mode: eventsv1.SyncMode_SYNC_MODE_FULL, StartedAt: timestamppb.New(r.report.Started),
+		})
+	if err != nil {
+		return fmt.Errorf("publish run started: %w", err)
+	}
+	return nil
+}
+
+func (r *runner) publishCompleted(ctx context.Context) error {
+	subj, err := subjects.SyncRunCompleted(r.c.ID)
+	if err != nil {
+		return err
+	}
+	rep := r.report
+	ev := &eventsv1.SyncRunCompleted{
+		ConnectorId: r.c.ID, RunId: r.c.RunID, RequestId: r.c.RequestID, Mode: eventsv1.SyncMode_SYNC_MODE_FULL,
+		StartedAt: timestamppb.New(rep.Started), CompletedAt: timestamppb.New(rep.Finished),
+		Duration: durationpb.New(rep.Finished.Sub(rep.Started)),
+		ApiCalls: rep.APICalls, Http_429: rep.HTTP429, Skipped: rep.Skipped,
+		LastAccessSequence: rep.LastAccessSequence,
+		Capabilities: &eventsv1.Capabilities{
+			ReviewGroupMembership:    rep.Capabilities.ReviewGroupMembership,
+			ProvisionGroupMembership: rep.Capabilities.ProvisionGroupMembership,
+			ReviewAppAssignment:      rep.Capabilities.ReviewAppAssignment,
+			ProvisionAppAssignment:   rep.Capabilities.ProvisionAppAssignment,
+			ReviewRoles:              rep.Capabilities.ReviewRoles,
+			AdminRoleTypes:           rep.Capabilities.RoleTypes,
+			ProbedAt:                 timestamppb.New(rep.Started),
+		},
+	}
+	for k := eventsv1.ResourceKind(1); k <= eventsv1.ResourceKind_RESOURCE_KIND_RESOURCE_SET; k++ {
+		if c, ok := rep.Resources[k]; ok {
+			ev.Resources = append(ev.Resources, &eventsv1.ResourceKindCounts{Kind: k, Counts: counts(c)})
+		}
+	}
+	for k := eventsv1.GrantKind(1); k <= eventsv1.GrantKind_GRANT_KIND_RESOURCE_SET_BINDING; k++ {
+		if c, ok := rep.Grants[k]; ok {
+			ev.Grants = append(ev.Grants, &eventsv1.GrantKindCounts{Kind: k, Counts: counts(c)})
+		}
+	}
+	_, err = r.d.Bus.Publish(ctx, subj, subjects.MsgID(subjects.DomainSync, r.c.ID, subjects.EntityRun, r.c.RunID, subjects.VerbCompleted), ev)
+	if err != nil {
+		return fmt.Errorf("publish run completed: %w", err)
+	}
+	return nil
+}
+
+func counts(c changes.Counts) *eventsv1.ChangeCounts {
+	return &eventsv1.ChangeCounts{Seen: c.Seen, Added: c.Added, Updated: c.Updated, Removed: c.Removed}
+}
+
+func (r *runner) publishFailed(ctx context.Context, f *Failure) error {
+	subj, err := subjects.SyncRunFailed(r.c.ID)
+	if err != nil {
+		return err
+	}
+	_, err = r.d.Bus.Publish(ctx, subj, subjects.MsgID(subjects.DomainSync, r.c.ID, subjects.EntityRun, r.c.RunID, subjects.VerbFailed),
+		&eventsv1.SyncRunFailed{
+			ConnectorId: r.c.ID, RunId: r.c.RunID, RequestId: r.c.RequestID, Mode: eventsv1.SyncMode_SYNC_MODE_FULL,
+			StartedAt: timestamppb.New(r.report.Started), FailedAt: timestamppb.New(r.report.Finished),
+			Reason: f.Reason, Message: f.Message, OktaErrorCode: f.OktaCode,
+		})
+	if err != nil {
+		return fmt.Errorf("publish run failed: %w", err)
+	}
+	return nil
+}

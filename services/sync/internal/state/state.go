@@ -1,0 +1,283 @@
+// Package state keeps each connector's last-known Okta state in a JetStream
+// KV bucket, keyed by container rather than by grant: one key per user,
+// group, app and standard role, and one per group's members, app's user
+// assignments, app's group assignments and principal's role assignments.
+// A large org (a million memberships) is then hundreds of thousands of keys,
+// not millions.
+//
+// Every key's KV revision is the container's revision: the change events
+// derived from a container carry that revision (plus one, see package
+// changes), so a change published again after a crash gets the same
+// Nats-Msg-Id, and a later genuine change gets a new one.
+//
+// Besides the containers the bucket holds a write-ahead journal: the new
+// value of a container is recorded under <connector>.pending.<container>
+// before its events are published, and removed once the container is
+// written. A run that finds a journal entry first finishes that commit,
+// so events published by a process that died before writing the container
+// are never contradicted by what the org looks like later.
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultBucket is the name of the KV bucket holding every connector's state.
+const DefaultBucket = "SYNC_STATE"
+
+// Container kinds: the second token of a state key.
+const (
+	// KindUser holds one user resource (eventsv1.Resource bytes).
+	KindUser = "user"
+	// KindGroup holds one group resource.
+	KindGroup = "group"
+	// KindApp holds one app resource.
+	KindApp = "app"
+	// KindStandardRole holds one standard role resource, keyed by role type.
+	KindStandardRole = "standard_role"
+	// KindMembers holds a group's member user ids.
+	KindMembers = "members"
+	// KindAppUsers holds an app's user assignments.
+	KindAppUsers = "appusers"
+	// KindAppGroups holds an app's group assignments.
+	KindAppGroups = "appgroups"
+	// KindRolesUser holds a user's role assignments (key <c>.roles.user.<id>).
+	KindRolesUser = "roles.user"
+	// KindRolesGroup holds a group's role assignments (key <c>.roles.group.<id>).
+	KindRolesGroup = "roles.group"
+	// kindPending prefixes journal entries.
+	kindPending = "pending"
+)
+
+// ErrInvalidKey is returned for a key or id that cannot be a KV key token.
+var ErrInvalidKey = errors.New("state: invalid key")
+
+// Options configure Open.
+type Options struct {
+	// Bucket is the KV bucket's name; default DefaultBucket.
+	Bucket string
+	// Storage is file storage unless set to jetstream.MemoryStorage (tests).
+	Storage jetstream.StorageType
+	// Replicas is the bucket's replica count; default 1.
+	Replicas int
+}
+
+// Store reads and writes connectors' state. It is safe for concurrent use.
+type Store struct {
+	kv jetstream.KeyValue
+}
+
+// Open declares the state bucket (idempotently: an existing bucket is
+// updated to opts) and returns a Store on it.
+func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, error) {
+	if opts.Bucket == "" {
+		opts.Bucket = DefaultBucket
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      opts.Bucket,
+		Description: "accessbus sync: last-known Okta state of each connector, by container",
+		History:     1,
+		Storage:     opts.Storage,
+		Replicas:    opts.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("declare state bucket %s: %w", opts.Bucket, err)
+	}
+	return &Store{kv: kv}, nil
+}
+
+// Key returns the state key of a container: <connector>.<kind>.<id>.
+func Key(connector, kind, id string) (string, error) {
+	if err := checkToken(connector); err != nil {
+		return "", fmt.Errorf("state key of %s %s: connector: %w", kind, id, err)
+	}
+	if err := checkToken(id); err != nil {
+		return "", fmt.Errorf("state key of %s %s: id: %w", kind, id, err)
+	}
+	return connector + "." + kind + "." + id, nil
+}
+
+// SplitKey returns the kind and id of a container key of connector.
+func SplitKey(connector, key string) (kind, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, connector+".")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i <= 0 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
+}
+
+// checkToken accepts what an Okta id, a role type or a connector id can be:
+// one KV key token.
+func checkToken(s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidKey)
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '=':
+		default:
+			return fmt.Errorf("%w: %q has %q", ErrInvalidKey, s, r)
+		}
+	}
+	return nil
+}
+
+// Entry is a container as stored.
+type Entry struct {
+	// Value is the container's encoded value; nil when Deleted.
+	Value []byte
+	// Revision is the KV revision of the container's last write (a put or a
+	// delete marker); 0 when it was never written.
+	Revision uint64
+	// Deleted says the container was deleted (Revision is the delete's).
+	Deleted bool
+}
+
+// Exists says whether the container holds a value.
+func (e Entry) Exists() bool { return e.Revision != 0 && !e.Deleted }
+
+// Snapshot is a connector's state as loaded at the start of a run:
+// containers and journal entries by key.
+type Snapshot struct {
+	// Containers maps container keys to their entries, deleted ones included
+	// (their revision still matters).
+	Containers map[string]Entry
+	// Pending maps container keys to journal entries left by a run that did
+	// not finish its commit.
+	Pending map[string]Pending
+}
+
+// Load reads every container and journal entry of connector, with one KV
+// watcher rather than a Get per key.
+func (s *Store) Load(ctx context.Context, connector string) (*Snapshot, error) {
+	if err := checkToken(connector); err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	snap := &Snapshot{Containers: map[string]Entry{}, Pending: map[string]Pending{}}
+	w, err := s.kv.Watch(ctx, connector+".>")
+	if err != nil {
+		return nil, fmt.Errorf("load state of %s: %w", connector, err)
+	}
+	defer func() { _ = w.Stop() }()
+	pendingPrefix := connector + "." + kindPending + "."
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("load state of %s: %w", connector, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("load state of %s: watcher closed", connector)
+			}
+			if e == nil { // every current value was delivered
+				return snap, nil
+			}
+			deleted := e.Operation() != jetstream.KeyValuePut
+			if rest, ok := strings.CutPrefix(e.Key(), pendingPrefix); ok {
+				if deleted {
+					continue
+				}
+				var p Pending
+				if err := json.Unmarshal(e.Value(), &p); err != nil {
+					return nil, fmt.Errorf("load state of %s: journal entry %s: %w", connector, e.Key(), err)
+				}
+				snap.Pending[connector+"."+rest] = p
+				continue
+			}
+			ent := Entry{Revision: e.Revision(), Deleted: deleted}
+			if !deleted {
+				ent.Value = e.Value()
+			}
+			snap.Containers[e.Key()] = ent
+		}
+	}
+}
+
+// Put writes a container's value and returns its new revision.
+func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, error) {
+	rev, err := s.kv.Put(ctx, key, value)
+	if err != nil {
+		return 0, fmt.Errorf("write state %s: %w", key, err)
+	}
+	return rev, nil
+}
+
+// Delete deletes a container, leaving a delete marker whose revision the
+// next change of the key builds on (Load returns it).
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.kv.Delete(ctx, key); err != nil {
+		return fmt.Errorf("delete state %s: %w", key, err)
+	}
+	return nil
+}
+
+// Get returns one container.
+func (s *Store) Get(ctx context.Context, key string) (Entry, error) {
+	e, err := s.kv.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return Entry{}, nil
+	case err != nil:
+		return Entry{}, fmt.Errorf("read state %s: %w", key, err)
+	}
+	return Entry{Value: e.Value(), Revision: e.Revision()}, nil
+}
+
+// Pending is a journal entry: the value a container is being changed to
+// and the revision the change builds on.
+type Pending struct {
+	// Prev is the container's revision when the change was computed.
+	Prev uint64 `json:"prev"`
+	// Delete says the container is being deleted.
+	Delete bool `json:"delete,omitempty"`
+	// Value is the new value (nil for Delete).
+	Value []byte `json:"value,omitempty"`
+}
+
+func pendingKey(key string) (string, error) {
+	connector, rest, ok := strings.Cut(key, ".")
+	if !ok {
+		return "", fmt.Errorf("%w: %q is not a container key", ErrInvalidKey, key)
+	}
+	return connector + "." + kindPending + "." + rest, nil
+}
+
+// PutPending records that container key is about to change.
+func (s *Store) PutPending(ctx context.Context, key string, p Pending) error {
+	pk, err := pendingKey(key)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("journal change of %s: %w", key, err)
+	}
+	if _, err := s.kv.Put(ctx, pk, b); err != nil {
+		return fmt.Errorf("journal change of %s: %w", key, err)
+	}
+	return nil
+}
+
+// DeletePending removes the journal entry of container key.
+func (s *Store) DeletePending(ctx context.Context, key string) error {
+	pk, err := pendingKey(key)
+	if err != nil {
+		return err
+	}
+	if err := s.kv.Purge(ctx, pk); err != nil {
+		return fmt.Errorf("clear journal of %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package state_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/accessbus/accessbus/libs/testkit"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/accessbus/accessbus/services/sync/internal/state"
+)
+
+func TestKeys(t *testing.T) {
+	k, err := state.Key("c1", state.KindRolesUser, "00uA")
+	if err != nil || k != "c1.roles.user.00uA" {
+		t.Fatalf("Key: %q, %v", k, err)
+	}
+	if kind, id, ok := state.SplitKey("c1", k); !ok || kind != state.KindRolesUser || id != "00uA" {
+		t.Fatalf("SplitKey: %q %q %v", kind, id, ok)
+	}
+	for _, bad := range []string{"", "a.b", "a*", "a>", "a b"} {
+		if _, err := state.Key("c1", state.KindUser, bad); !errors.Is(err, state.ErrInvalidKey) {
+			t.Errorf("Key(%q): %v, want ErrInvalidKey", bad, err)
+		}
+	}
+}
+
+// TestLoad: Load returns values, the revisions of delete markers and the
+// journal, and only the connector's own keys.
+func TestLoad(t *testing.T) {
+	ctx := context.Background()
+	js := testkit.StartNATS(t).JetStream(t)
+	s, err := state.Open(ctx, js, state.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := s.Put(ctx, "c1.user.a", []byte("A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "c1.user.b", []byte("B")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "c1.user.b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "c2.user.a", []byte("other")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPending(ctx, "c1.members.g", state.Pending{Prev: 7, Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPending(ctx, "c1.members.h", state.Pending{Prev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeletePending(ctx, "c1.members.h"); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Load(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := snap.Containers["c1.user.a"]; !a.Exists() || a.Revision != r1 || string(a.Value) != "A" {
+		t.Errorf("user a: %+v", a)
+	}
+	if b := snap.Containers["c1.user.b"]; b.Exists() || !b.Deleted || b.Revision <= r1 {
+		t.Errorf("user b: %+v, want a delete marker after revision %d", b, r1)
+	}
+	if len(snap.Containers) != 2 {
+		t.Errorf("containers %v", snap.Containers)
+	}
+	if p, ok := snap.Pending["c1.members.g"]; !ok || p.Prev != 7 || string(p.Value) != "v" || len(snap.Pending) != 1 {
+		t.Errorf("pending %+v", snap.Pending)
+	}
+	empty, err := s.Load(ctx, "c3")
+	if err != nil || len(empty.Containers) != 0 {
+		t.Fatalf("empty connector: %v, %v", empty, err)
+	}
+}
