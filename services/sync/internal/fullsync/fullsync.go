@@ -342,7 +342,7 @@ func (r *runner) read(ctx context.Context) error {
 	}
 	for _, part := range []string{"custom_role", "resource_set", "resource_set_binding"} {
 		if r.c.Options.SyncCustomRoles {
-			r.skip(part, eventsv1.SkippedPart_REASON_UNSPECIFIED, "syncing custom roles, resource sets and bindings is not implemented yet")
+			r.skip(part, eventsv1.SkippedPart_REASON_UNSPECIFIED, "this version of accessbus does not sync custom roles, resource sets and bindings yet")
 		} else {
 			r.skip(part, eventsv1.SkippedPart_REASON_DISABLED_BY_OPTION, "turn on the connector's sync custom roles option")
 		}
