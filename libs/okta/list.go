@@ -197,3 +197,17 @@ func (c *Client) ListBindingMembers(ctx context.Context, resourceSetID, roleID s
 	p := "/api/v1/iam/resource-sets/" + url.PathEscape(resourceSetID) + "/bindings/" + url.PathEscape(roleID) + "/members"
 	return listBodyPaged(ctx, c, "list members of binding "+resourceSetID+"/"+roleID, p, "members", wireBindingMember.member, fn)
 }
+
+// ListRoleAssignees pages through the ids of the users who hold an admin
+// role, directly or through a group (/api/v1/iam/assignees/users). It lets a
+// sync read role assignments only of those users instead of every user.
+func (c *Client) ListRoleAssignees(ctx context.Context, fn func([]string) error) error {
+	return listBodyPaged(ctx, c, "list role assignees", "/api/v1/iam/assignees/users?limit=100", "value", wireAssignee.id, fn)
+}
+
+// wireAssignee is one entry of /iam/assignees/users.
+type wireAssignee struct {
+	ID string `json:"id"`
+}
+
+func (w wireAssignee) id() string { return w.ID }

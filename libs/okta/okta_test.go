@@ -479,3 +479,58 @@ func TestSlowAnswersTimeOut(t *testing.T) {
 		t.Fatalf("got %v, want ErrTransient", err)
 	}
 }
+
+// The role assignees are exactly the users with a role of their own or a
+// role through a group.
+func TestRoleAssignees(t *testing.T) {
+	ctx := context.Background()
+	run := startSim(t, oktasim.Config{RateLimits: oktasim.NoLimits})
+	c := newClient(t, run, run.Tokens.SuperAdmin, nil)
+	assignees := map[string]bool{}
+	for _, id := range collect(t, func(fn func([]string) error) error { return c.ListRoleAssignees(ctx, fn) }) {
+		if assignees[id] {
+			t.Fatalf("assignee %s listed twice", id)
+		}
+		assignees[id] = true
+	}
+	users := collect(t, func(fn func([]User) error) error {
+		return c.ListUsers(ctx, ListUsersOptions{IncludeDeprovisioned: true}, fn)
+	})
+	groups := collect(t, func(fn func([]Group) error) error { return c.ListGroups(ctx, ListGroupsOptions{}, fn) })
+	holders := map[string]bool{}
+	for _, g := range groups {
+		roles, err := c.ListGroupRoles(ctx, g.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(roles) == 0 {
+			continue
+		}
+		members := collect(t, func(fn func([]User) error) error { return c.ListGroupMembers(ctx, g.ID, fn) })
+		for _, m := range members {
+			holders[m.ID] = true
+		}
+	}
+	for _, u := range users {
+		roles, err := c.ListUserRoles(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(roles) > 0 {
+			holders[u.ID] = true
+		}
+	}
+	if len(holders) == 0 {
+		t.Fatal("the generated org has no admins; the test proves nothing")
+	}
+	for id := range holders {
+		if !assignees[id] {
+			t.Errorf("user %s holds a role but is not listed as an assignee", id)
+		}
+	}
+	for id := range assignees {
+		if !holders[id] {
+			t.Errorf("user %s is listed as an assignee but holds no role", id)
+		}
+	}
+}

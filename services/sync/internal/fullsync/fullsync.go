@@ -27,11 +27,9 @@
 // with its members is not re-listed.
 //
 // Cost: Okta has no "list every role assignment" call, so reviewing roles
-// reads the roles of every user and every group (one call each, in the
-// "every other path" bucket); that is fine for small and medium orgs and
-// the largest share of the calls of an unchanged-org resync. The
-// /iam/assignees/users list would cut that to the role holders; it is not
-// wrapped by libs/okta yet.
+// lists the role assignees (/iam/assignees/users), then reads the roles of
+// each assignee and of every group, one call each in the "every other path"
+// bucket: a few calls for the admins, one per group.
 package fullsync
 
 import (
@@ -473,10 +471,33 @@ func (r *runner) readRoles(ctx context.Context) error {
 			return nil
 		})
 	}
+	// Only users Okta lists as role assignees hold roles: read theirs and
+	// know the others hold none, instead of a call per user of the org.
+	assignees := map[string]bool{}
+	err := r.d.Okta.ListRoleAssignees(ctx, func(ids []string) error {
+		for _, id := range ids {
+			assignees[id] = true
+		}
+		return nil
+	})
+	if err != nil {
+		reason, ok := partError(err)
+		if !ok {
+			return err
+		}
+		r.skip("role_assignees", reason, "the users holding admin roles could not be listed: "+err.Error())
+		r.rolesRead = false
+		return nil
+	}
 	dom := r.domainFilter()
 	for _, u := range r.users {
-		if dom(u) {
+		if !dom(u) {
+			continue
+		}
+		if assignees[u.ID] {
 			read("user", u.ID, r.d.Okta.ListUserRoles, r.userRoles)
+		} else {
+			r.userRoles[u.ID] = nil
 		}
 	}
 	for _, grp := range r.groups {
