@@ -2,9 +2,7 @@ package oktasim
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"sync/atomic"
 )
 
 // Okta error codes the simulator answers with (shared/okta/error-codes.json).
@@ -33,15 +31,14 @@ type errorCause struct {
 	ErrorSummary string `json:"errorSummary"`
 }
 
-var errorSeq atomic.Uint64
-
-// writeError answers with Okta's error object.
+// writeError answers with Okta's error object. Its errorId names the
+// request (X-Okta-Request-Id), as support would use it.
 func writeError(w http.ResponseWriter, status int, code, summary string, causes ...string) {
 	e := apiError{
 		ErrorCode:    code,
 		ErrorSummary: summary,
 		ErrorLink:    code,
-		ErrorID:      fmt.Sprintf("oae%017d", errorSeq.Add(1)),
+		ErrorID:      "oae" + w.Header().Get("X-Okta-Request-Id"),
 		ErrorCauses:  make([]errorCause, 0, len(causes)),
 	}
 	for _, c := range causes {
