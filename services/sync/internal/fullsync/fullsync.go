@@ -497,7 +497,9 @@ func (r *runner) readRoles(ctx context.Context) error {
 		if assignees[u.ID] {
 			read("user", u.ID, r.d.Okta.ListUserRoles, r.userRoles)
 		} else {
+			mu.Lock()
 			r.userRoles[u.ID] = nil
+			mu.Unlock()
 		}
 	}
 	for _, grp := range r.groups {
