@@ -75,36 +75,13 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, canReadDirectory) {
 		return
 	}
-	q := r.URL.Query()
-	filter, search, find := q.Get("filter"), q.Get("search"), q.Get("q")
-	if filter != "" && search != "" {
-		writeError(w, http.StatusBadRequest, codeSearchAndFilter, "Bad request. Can't specify a search query and filter in the same request.")
-		return
-	}
-	def := groupListDefaultLimit
-	if find != "" {
-		def = groupFindDefaultLimit
-	}
-	p, ok := parsePage(w, r, def, groupListMaxLimit)
+	lq, ok := parseListQuery(w, r, groupAttr, groupListDefaultLimit, groupFindDefaultLimit, groupListMaxLimit)
 	if !ok {
 		return
 	}
-	keep := func(*Group) bool { return true }
-	switch {
-	case filter != "":
-		m, err := parseExpr(filter, groupAttr(exprFilter))
-		if err != nil {
-			invalid(w, "filter: "+err.Error())
-			return
-		}
-		keep = m
-	case search != "":
-		m, err := parseExpr(search, groupAttr(exprSearch))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, codeInvalidSearch, "Invalid search criteria.", "search: "+err.Error())
-			return
-		}
-		keep = m
+	p, keep, find := lq.page, lq.keep, lq.find
+	if keep == nil {
+		keep = func(*Group) bool { return true }
 	}
 	if find != "" {
 		prefix, base := strings.ToLower(find), keep

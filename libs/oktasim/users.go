@@ -71,37 +71,12 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, canReadDirectory) {
 		return
 	}
-	q := r.URL.Query()
-	filter, search, find := q.Get("filter"), q.Get("search"), q.Get("q")
-	if filter != "" && search != "" {
-		writeError(w, http.StatusBadRequest, codeSearchAndFilter, "Bad request. Can't specify a search query and filter in the same request.")
-		return
-	}
-	def := userListDefaultLimit
-	if find != "" {
-		def = userFindDefaultLimit
-	}
-	p, ok := parsePage(w, r, def, userListMaxLimit)
+	lq, ok := parseListQuery(w, r, userAttr, userListDefaultLimit, userFindDefaultLimit, userListMaxLimit)
 	if !ok {
 		return
 	}
-	var keep func(*User) bool
-	switch {
-	case filter != "":
-		m, err := parseExpr(filter, userAttr(exprFilter))
-		if err != nil {
-			invalid(w, "filter: "+err.Error())
-			return
-		}
-		keep = m
-	case search != "":
-		m, err := parseExpr(search, userAttr(exprSearch))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, codeInvalidSearch, "Invalid search criteria.", "search: "+err.Error())
-			return
-		}
-		keep = m
-	default:
+	p, keep, find := lq.page, lq.keep, lq.find
+	if keep == nil {
 		keep = func(u *User) bool { return u.Status != "DEPROVISIONED" }
 	}
 	if find != "" {
@@ -124,6 +99,52 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	s.setLinks(w, r, last, more)
 	writeArray(w, raws)
+}
+
+// listQuery is what a directory list (users, groups) asks for: its page,
+// the filter or search it matches (nil when neither is given), and q.
+type listQuery[T any] struct {
+	page pageParams
+	keep func(T) bool
+	find string
+}
+
+// parseListQuery reads filter, search, q and the page of a directory list,
+// answering Okta's 400 itself when they are invalid: filter and search
+// exclude each other, and q changes the default limit.
+func parseListQuery[T any](w http.ResponseWriter, r *http.Request, attr func(exprMode) exprAttr[T], def, findDef, max int) (listQuery[T], bool) {
+	q := r.URL.Query()
+	filter, search, find := q.Get("filter"), q.Get("search"), q.Get("q")
+	lq := listQuery[T]{find: find}
+	if filter != "" && search != "" {
+		writeError(w, http.StatusBadRequest, codeSearchAndFilter, "Bad request. Can't specify a search query and filter in the same request.")
+		return lq, false
+	}
+	if find != "" {
+		def = findDef
+	}
+	p, ok := parsePage(w, r, def, max)
+	if !ok {
+		return lq, false
+	}
+	lq.page = p
+	switch {
+	case filter != "":
+		m, err := parseExpr(filter, attr(exprFilter))
+		if err != nil {
+			invalid(w, "filter: "+err.Error())
+			return lq, false
+		}
+		lq.keep = m
+	case search != "":
+		m, err := parseExpr(search, attr(exprSearch))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, codeInvalidSearch, "Invalid search criteria.", "search: "+err.Error())
+			return lq, false
+		}
+		lq.keep = m
+	}
+	return lq, true
 }
 
 // hasPrefixFold is a case-insensitive strings.HasPrefix for a lowered prefix.
