@@ -150,3 +150,13 @@ func ValidateNATSURL(raw string) error {
 	}
 	return nil
 }
+
+// LoadEnv reads a service's configuration struct T (which embeds Config)
+// from the process environment with its defaults; errors name the service.
+func LoadEnv[T any](ctx context.Context, name string) (T, error) {
+	var cfg T
+	if err := Load(ctx, &cfg, nil); err != nil {
+		return cfg, fmt.Errorf("%s: %w", name, err)
+	}
+	return cfg, nil
+}

@@ -313,3 +313,13 @@ func declareWhenReachable(ctx context.Context, js jetstream.JetStream, cfgs []je
 		}
 	}
 }
+
+// Idle is the Run of a service whose work arrives with its own issue: it
+// reports ready, waits for ctx to end and stops cleanly.
+func Idle(ctx context.Context, d Deps, name string) error {
+	d.Logger.Info("service started", "service", name)
+	d.Health.SetReady(name, nil)
+	<-ctx.Done()
+	d.Logger.Info("service stopped", "service", name)
+	return nil
+}

@@ -248,3 +248,16 @@ func TestMainRefusesInvalidConfig(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestLoadEnvNamesTheServiceAndVariable(t *testing.T) {
+	t.Setenv("ACCESSBUS_SHUTDOWN_TIMEOUT", "soon")
+	_, err := service.LoadEnv[service.Config](context.Background(), "catalog")
+	if err == nil || !strings.Contains(err.Error(), "catalog") || !strings.Contains(err.Error(), "ACCESSBUS_SHUTDOWN_TIMEOUT") {
+		t.Fatalf("got %v", err)
+	}
+	t.Setenv("ACCESSBUS_SHUTDOWN_TIMEOUT", "5s")
+	cfg, err := service.LoadEnv[service.Config](context.Background(), "catalog")
+	if err != nil || cfg.ShutdownTimeout != 5*time.Second {
+		t.Fatalf("got %+v %v", cfg, err)
+	}
+}

@@ -3,7 +3,6 @@ package notifier
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/accessbus/accessbus/libs/service"
 )
@@ -18,11 +17,7 @@ type Config struct {
 
 // ConfigFromEnv reads Config from the process environment with its defaults.
 func ConfigFromEnv(ctx context.Context) (Config, error) {
-	var cfg Config
-	if err := service.Load(ctx, &cfg, nil); err != nil {
-		return cfg, fmt.Errorf("notifier: %w", err)
-	}
-	return cfg, nil
+	return service.LoadEnv[Config](ctx, Name)
 }
 
 // Deps are what Run needs: the shared process dependencies and the config.
@@ -42,9 +37,5 @@ func Service(cfg Config) service.Service {
 // arrive with the service's own issue; until then it starts, reports ready
 // and stops cleanly.
 func Run(ctx context.Context, deps Deps) error {
-	deps.Logger.Info("service started", "service", Name)
-	deps.Health.SetReady(Name, nil)
-	<-ctx.Done()
-	deps.Logger.Info("service stopped", "service", Name)
-	return nil
+	return service.Idle(ctx, deps.Deps, Name)
 }
