@@ -101,12 +101,28 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 	if err != nil {
 		return err
 	}
+	// Until Serve takes them over, whatever was started is stopped again
+	// (in reverse order) when a later step fails.
+	var afterDrain []func(context.Context) error
+	undo := []func(){func() { _ = tel.Shutdown(ctx) }}
+	serving := false
+	defer func() {
+		if serving {
+			return
+		}
+		for _, f := range afterDrain {
+			_ = f(ctx)
+		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}()
 
 	ln, err := net.Listen("tcp", o.httpAddr)
 	if err != nil {
-		_ = tel.Shutdown(ctx)
 		return fmt.Errorf("--http %s: %w", o.httpAddr, err)
 	}
+	undo = append(undo, func() { _ = ln.Close() })
 
 	copts := service.ConnectOptions{
 		Logger:     log,
@@ -115,41 +131,30 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 		ClientName: "accessbus-dev",
 		RedisURL:   o.redisURL,
 	}
-	var afterDrain []func(context.Context) error
 	natsURL := o.natsURL
 	if natsURL == "" {
 		ns, err := startEmbeddedNATS(filepath.Join(o.dataDir, "nats"))
 		if err != nil {
-			_ = ln.Close()
-			_ = tel.Shutdown(ctx)
 			return err
 		}
 		natsURL = ns.ClientURL()
 		urlFile := filepath.Join(o.dataDir, natsURLFile)
-		if err := os.WriteFile(urlFile, []byte(natsURL+"\n"), 0o600); err != nil {
-			ns.Shutdown()
-			_ = ln.Close()
-			_ = tel.Shutdown(ctx)
-			return fmt.Errorf("write %s: %w", urlFile, err)
-		}
-		copts.NATSURL = natsURL
-		copts.NATSOptions = []nats.Option{nats.InProcessServer(ns)}
 		afterDrain = append(afterDrain, func(context.Context) error {
 			ns.Shutdown()
 			ns.WaitForShutdown()
 			_ = os.Remove(urlFile)
 			return nil
 		})
+		if err := os.WriteFile(urlFile, []byte(natsURL+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", urlFile, err)
+		}
+		copts.NATSURL = natsURL
+		copts.NATSOptions = []nats.Option{nats.InProcessServer(ns)}
 	}
 	var demoLine string
 	if o.demo {
 		sim, line, err := startDemoOrg(ctx, o.dataDir)
 		if err != nil {
-			for _, f := range afterDrain {
-				_ = f(ctx)
-			}
-			_ = ln.Close()
-			_ = tel.Shutdown(ctx)
 			return err
 		}
 		demoLine = line
@@ -157,11 +162,6 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 	}
 	deps, err := service.Connect(ctx, copts)
 	if err != nil {
-		for _, f := range afterDrain {
-			_ = f(ctx)
-		}
-		_ = ln.Close()
-		_ = tel.Shutdown(ctx)
 		return err
 	}
 
@@ -174,6 +174,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 			ready(ln.Addr().String(), natsURL)
 		}
 	})
+	serving = true
 	return service.Serve(ctx, service.Process{
 		Listener:        ln,
 		ShutdownTimeout: o.shutdownTimeout,
