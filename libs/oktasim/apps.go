@@ -191,11 +191,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 		}
 		return true
 	}
-	apps, last, more := o.apps.page(p.after, p.limit, keep)
-	raws := make([][]byte, len(apps))
-	for i, a := range apps {
-		raws[i] = a.raw
-	}
+	raws, last, more := pageJSON(o.apps, p.after, p.limit, keep, func(a *App) []byte { return a.raw })
 	o.mu.RUnlock()
 	s.setLinks(w, r, last, more)
 	writeArray(w, raws)
@@ -296,16 +292,14 @@ func (s *Server) listAppUsers(w http.ResponseWriter, r *http.Request) {
 	if prefix != "" {
 		keep = func(au *AppUser) bool { return o.appUserMatches(au, prefix) }
 	}
-	aus, last, more := a.users.page(p.after, p.limit, keep)
-	raws := make([][]byte, len(aus))
-	for i, au := range aus {
-		raws[i] = au.raw
+	raws, last, more := pageJSON(a.users, p.after, p.limit, keep, func(au *AppUser) []byte {
 		if expandUser {
 			if u, ok := o.users.get(au.UserID); ok {
-				raws[i] = appWithEmbedded(au.raw, "user", u.raw)
+				return appWithEmbedded(au.raw, "user", u.raw)
 			}
 		}
-	}
+		return au.raw
+	})
 	o.mu.RUnlock()
 	s.setLinks(w, r, last, more)
 	writeArray(w, raws)
@@ -524,16 +518,14 @@ func (s *Server) listAppGroups(w http.ResponseWriter, r *http.Request) {
 			return ok && appHasPrefix(g.Name, prefix)
 		}
 	}
-	ags, last, more := a.groups.page(p.after, p.limit, keep)
-	raws := make([][]byte, len(ags))
-	for i, ag := range ags {
-		raws[i] = ag.raw
+	raws, last, more := pageJSON(a.groups, p.after, p.limit, keep, func(ag *AppGroup) []byte {
 		if expandGroup {
 			if g, ok := o.groups.get(ag.GroupID); ok {
-				raws[i] = appWithEmbedded(ag.raw, "group", g.raw)
+				return appWithEmbedded(ag.raw, "group", g.raw)
 			}
 		}
-	}
+		return ag.raw
+	})
 	o.mu.RUnlock()
 	s.setLinks(w, r, last, more)
 	writeArray(w, raws)

@@ -90,11 +90,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request) {
 	stats, app := groupExpand(r)
 	o := s.org
 	o.mu.RLock()
-	groups, last, more := o.groups.page(p.after, p.limit, keep)
-	raws := make([][]byte, len(groups))
-	for i, g := range groups {
-		raws[i] = o.groupExpanded(g, stats, app)
-	}
+	raws, last, more := pageJSON(o.groups, p.after, p.limit, keep, func(g *Group) []byte { return o.groupExpanded(g, stats, app) })
 	o.mu.RUnlock()
 	if find != "" {
 		// "Paging and searching are currently mutually exclusive."
@@ -312,12 +308,7 @@ func (s *Server) listGroupUsers(w http.ResponseWriter, r *http.Request) {
 	)
 	lag := s.opts.Faults.MembershipLag
 	if lag <= 0 {
-		var users []*User
-		users, last, more = g.members.page(p.after, p.limit, nil)
-		raws = make([][]byte, len(users))
-		for i, u := range users {
-			raws[i] = u.raw
-		}
+		raws, last, more = pageJSON(g.members, p.after, p.limit, nil, func(u *User) []byte { return u.raw })
 	} else {
 		raws, last, more = o.laggedMembers(g, lag, p)
 	}
@@ -426,14 +417,10 @@ func (s *Server) listGroupApps(w http.ResponseWriter, r *http.Request) {
 		groupNotFound(w, id)
 		return
 	}
-	apps, last, more := o.apps.page(p.after, p.limit, func(a *App) bool {
+	raws, last, more := pageJSON(o.apps, p.after, p.limit, func(a *App) bool {
 		_, assigned := g.apps[a.ID]
 		return assigned && a.raw != nil
-	})
-	raws := make([][]byte, len(apps))
-	for i, a := range apps {
-		raws[i] = a.raw
-	}
+	}, func(a *App) []byte { return a.raw })
 	o.mu.RUnlock()
 	s.setLinks(w, r, last, more)
 	writeArray(w, raws)

@@ -61,11 +61,7 @@ func (s *Server) listCustomRoles(w http.ResponseWriter, r *http.Request) {
 	}
 	o := s.org
 	o.mu.RLock()
-	roles, last, more := o.customRoles.page(after, iamPageSize, nil)
-	items := make([][]byte, len(roles))
-	for i, cr := range roles {
-		items[i] = render(o.customRoleView(cr))
-	}
+	items, last, more := pageJSON(o.customRoles, after, iamPageSize, nil, func(cr *CustomRole) []byte { return render(o.customRoleView(cr)) })
 	o.mu.RUnlock()
 	iamBodyPage(w, "roles", items, s.iamNextLink(r, last, more))
 }
@@ -255,11 +251,7 @@ func (s *Server) listResourceSets(w http.ResponseWriter, r *http.Request) {
 	}
 	o := s.org
 	o.mu.RLock()
-	sets, last, more := o.resourceSets.page(after, iamPageSize, nil)
-	items := make([][]byte, len(sets))
-	for i, rs := range sets {
-		items[i] = render(o.resourceSetView(rs))
-	}
+	items, last, more := pageJSON(o.resourceSets, after, iamPageSize, nil, func(rs *ResourceSet) []byte { return render(o.resourceSetView(rs)) })
 	o.mu.RUnlock()
 	iamBodyPage(w, "resource-sets", items, s.iamNextLink(r, last, more))
 }
@@ -352,11 +344,7 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
 		iamModelError(w, err)
 		return
 	}
-	res, last, more := rs.Resources.page(p.after, p.limit, nil)
-	items := make([][]byte, len(res))
-	for i, x := range res {
-		items[i] = render(o.resourceView(rs, x))
-	}
+	items, last, more := pageJSON(rs.Resources, p.after, p.limit, nil, func(x *Resource) []byte { return render(o.resourceView(rs, x)) })
 	links := s.iamNextLink(r, last, more)
 	links["resource-set"] = o.href("/api/v1/iam/resource-sets/" + rs.ID)
 	o.mu.RUnlock()
@@ -503,11 +491,7 @@ func (s *Server) listBindings(w http.ResponseWriter, r *http.Request) {
 		iamModelError(w, err)
 		return
 	}
-	bs, last, more := rs.Bindings.page(after, iamPageSize, nil)
-	items := make([][]byte, len(bs))
-	for i, b := range bs {
-		items[i] = render(o.bindingRoleView(rs, b))
-	}
+	items, last, more := pageJSON(rs.Bindings, after, iamPageSize, nil, func(b *Binding) []byte { return render(o.bindingRoleView(rs, b)) })
 	links := s.iamNextLink(r, last, more)
 	links["self"] = o.href("/api/v1/iam/resource-sets/" + rs.ID + "/bindings")
 	links["resource-set"] = o.href("/api/v1/iam/resource-sets/" + rs.ID)
@@ -587,11 +571,7 @@ func (s *Server) listBindingMembers(w http.ResponseWriter, r *http.Request) {
 	}
 	// A member whose user or group was deleted is no longer an admin.
 	live := func(m *BindingMember) bool { _, ok := o.memberPrincipal(m.Href); return ok }
-	ms, last, more := b.Members.page(after, iamPageSize, live)
-	items := make([][]byte, len(ms))
-	for i, m := range ms {
-		items[i] = render(bindingMemberView(m))
-	}
+	items, last, more := pageJSON(b.Members, after, iamPageSize, live, func(m *BindingMember) []byte { return render(bindingMemberView(m)) })
 	base := "/api/v1/iam/resource-sets/" + rs.ID + "/bindings/" + cr.ID
 	links := s.iamNextLink(r, last, more)
 	links["self"] = o.href(base + "/members")

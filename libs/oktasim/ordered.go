@@ -87,3 +87,14 @@ func (o *ordered[T]) each(f func(id string, v T) bool) {
 		}
 	}
 }
+
+// pageJSON is page with each item turned into its JSON (usually its cached
+// render), as every list endpoint answers.
+func pageJSON[T any](o *ordered[T], after uint64, limit int, keep func(T) bool, render func(T) []byte) (raws [][]byte, last uint64, more bool) {
+	items, last, more := o.page(after, limit, keep)
+	raws = make([][]byte, len(items))
+	for i, it := range items {
+		raws[i] = render(it)
+	}
+	return raws, last, more
+}

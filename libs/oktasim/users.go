@@ -87,11 +87,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.org.mu.RLock()
-	users, last, more := s.org.users.page(p.after, p.limit, keep)
-	raws := make([][]byte, len(users))
-	for i, u := range users {
-		raws[i] = u.raw
-	}
+	raws, last, more := pageJSON(s.org.users, p.after, p.limit, keep, func(u *User) []byte { return u.raw })
 	s.org.mu.RUnlock()
 	if find != "" {
 		// "This doesn't support pagination, but you can use limit."
