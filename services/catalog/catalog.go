@@ -3,7 +3,12 @@ package catalog
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
+	"github.com/accessbus/accessbus/libs/connectors"
+	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
 )
 
@@ -13,12 +18,20 @@ const Name = "catalog"
 // Config is the catalog service's configuration, read from the environment.
 type Config struct {
 	service.Config
+	// SecretsKey seals and opens the connectors' Okta API tokens: base64 of
+	// 32 random bytes (`openssl rand -base64 32`). Run refuses to start
+	// without it. `accessbus dev` sets it from its data dir's key file when
+	// the environment leaves it empty.
+	SecretsKey secrets.Key `env:"ACCESSBUS_SECRETS_KEY"`
 }
 
 // ConfigFromEnv reads Config from the process environment with its defaults.
 func ConfigFromEnv(ctx context.Context) (Config, error) {
 	return service.LoadEnv[Config](ctx, Name)
 }
+
+// ErrNoSecretsKey is returned by Run when Config.SecretsKey is not set.
+var ErrNoSecretsKey = errors.New(secrets.EnvKey + " is not set")
 
 // Deps are what Run needs: the shared process dependencies and the config.
 type Deps struct {
@@ -33,9 +46,39 @@ func Service(cfg Config) service.Service {
 	}}
 }
 
-// Run starts the service and returns when ctx ends. Its consumers and APIs
-// arrive with the service's own issue; until then it starts, reports ready
-// and stops cleanly.
+// defaultStopTimeout bounds the consumer's shutdown when the config names
+// no shutdown timeout (a Config built in code).
+const defaultStopTimeout = 10 * time.Second
+
+// Run opens the connector store and follows sync runs to keep each
+// connector's status current, until ctx ends. The catalog's API arrives
+// with its own issue.
 func Run(ctx context.Context, deps Deps) error {
-	return service.Idle(ctx, deps.Deps, Name)
+	cfg := deps.Config
+	if cfg.SecretsKey.IsZero() {
+		return fmt.Errorf("%s: %w: set it to base64 of 32 random bytes; %s", Name, ErrNoSecretsKey, secrets.HowToCreate)
+	}
+	store, err := connectors.Open(ctx, deps.Bus.JetStream(), connectors.Options{Replicas: cfg.StreamReplicas, Key: cfg.SecretsKey})
+	if err != nil {
+		return fmt.Errorf("%s: open connector store: %w", Name, err)
+	}
+	sub, err := FollowRunStatus(ctx, deps.Bus, store, deps.Logger)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	deps.Logger.Info("service started", "service", Name, "secrets_key_id", cfg.SecretsKey.ID())
+	deps.Health.SetReady(Name, nil)
+	<-ctx.Done()
+
+	timeout := cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = defaultStopTimeout
+	}
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := sub.Stop(stopCtx); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	deps.Logger.Info("service stopped", "service", Name)
+	return nil
 }
