@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 )
 
 // Capabilities is what a token may do, as the capability table of
@@ -25,6 +26,9 @@ type Capabilities struct {
 	ProvisionAppAssignment bool
 	// ReviewRoles: standard role assignments and custom roles can be read.
 	ReviewRoles bool
+	// ServerTime is Okta's clock at the start of the probe (the Date header
+	// of its first answer, to whole seconds); zero when Okta sent none.
+	ServerTime time.Time
 	// RoleTypes are the owner's directly assigned role types, sorted; empty
 	// when the token may not read roles (only role readers may).
 	RoleTypes []string
@@ -54,11 +58,11 @@ const probeID = "accessbus-capability-probe"
 // a "no".
 func (c *Client) ProbeCapabilities(ctx context.Context) (Capabilities, error) {
 	const op = "probe token capabilities"
-	me, err := c.Me(ctx)
+	me, at, err := c.meAt(ctx)
 	if err != nil {
 		return Capabilities{}, fmt.Errorf("%s: %w", op, err)
 	}
-	caps := Capabilities{UserID: me.ID, Login: me.Login}
+	caps := Capabilities{UserID: me.ID, Login: me.Login, ServerTime: at}
 
 	readUsers, err := allowed(c.probeGet(ctx, "/api/v1/users?limit=1", nil))
 	if err != nil {

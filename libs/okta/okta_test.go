@@ -394,7 +394,10 @@ func TestCapabilityTable(t *testing.T) {
 			if got.UserID == "" || got.Login == "" {
 				t.Errorf("no owner: %+v", got)
 			}
-			got.UserID, got.Login = "", ""
+			if got.ServerTime.IsZero() {
+				t.Errorf("no server time: %+v", got)
+			}
+			got.UserID, got.Login, got.ServerTime = "", "", time.Time{}
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}

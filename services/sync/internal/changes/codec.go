@@ -13,7 +13,8 @@ import (
 )
 
 // GrantSet is the value of a grant container: the grants of one group's
-// members, one app's user or group assignments, or one principal's roles.
+// members, one app's user or group assignments, one principal's roles, or
+// the binding members of one resource set.
 type GrantSet struct {
 	// Marker is remembered with the grants but never compared: for a
 	// members container, the group's lastMembershipUpdated, which lets a
@@ -145,7 +146,7 @@ func Membership(groupID, userID string) *eventsv1.Grant {
 // isResourceKind says whether a container kind holds a resource.
 func isResourceKind(kind string) bool {
 	switch kind {
-	case state.KindUser, state.KindGroup, state.KindApp, state.KindStandardRole:
+	case state.KindUser, state.KindGroup, state.KindApp, state.KindStandardRole, state.KindCustomRole, state.KindResourceSet:
 		return true
 	}
 	return false
@@ -162,6 +163,10 @@ func resourceKind(kind string) eventsv1.ResourceKind {
 		return eventsv1.ResourceKind_RESOURCE_KIND_APP
 	case state.KindStandardRole:
 		return eventsv1.ResourceKind_RESOURCE_KIND_STANDARD_ROLE
+	case state.KindCustomRole:
+		return eventsv1.ResourceKind_RESOURCE_KIND_CUSTOM_ROLE
+	case state.KindResourceSet:
+		return eventsv1.ResourceKind_RESOURCE_KIND_RESOURCE_SET
 	}
 	return eventsv1.ResourceKind_RESOURCE_KIND_UNSPECIFIED
 }
@@ -181,3 +186,7 @@ func grantKind(g *eventsv1.Grant) eventsv1.GrantKind {
 	}
 	return eventsv1.GrantKind_GRANT_KIND_UNSPECIFIED
 }
+
+// IsResourceKind says whether a container kind (a state Kind* constant)
+// holds a resource rather than a set of grants.
+func IsResourceKind(kind string) bool { return isResourceKind(kind) }

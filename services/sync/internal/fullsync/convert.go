@@ -156,3 +156,17 @@ func roleGrant(principal, id string, r okta.RoleAssignment) *eventsv1.Grant {
 		}},
 	}
 }
+
+func customRoleResource(cr okta.CustomRole, perms []string) *eventsv1.Resource {
+	return &eventsv1.Resource{Resource: &eventsv1.Resource_CustomRole{CustomRole: &eventsv1.CustomRole{
+		Id: cr.ID, Label: cr.Label, Description: cr.Description, Permissions: perms,
+		Created: ts(cr.Created), LastUpdated: ts(cr.LastUpdated),
+	}}}
+}
+
+func resourceSetResource(rs okta.ResourceSet, resources []string) *eventsv1.Resource {
+	return &eventsv1.Resource{Resource: &eventsv1.Resource_ResourceSet{ResourceSet: &eventsv1.ResourceSet{
+		Id: rs.ID, Label: rs.Label, Description: rs.Description, Resources: resources,
+		Created: ts(rs.Created), LastUpdated: ts(rs.LastUpdated),
+	}}}
+}

@@ -1,7 +1,10 @@
 // Package state keeps each connector's last-known Okta state in a JetStream
 // KV bucket, keyed by container rather than by grant: one key per user,
-// group, app and standard role, and one per group's members, app's user
-// assignments, app's group assignments and principal's role assignments.
+// group, app, standard role, custom role and resource set, and one per
+// group's members, app's user assignments, app's group assignments,
+// principal's role assignments and resource set's bindings. One more
+// key, <connector>.sync-meta, holds what the next run needs to know of the
+// last one (SyncMeta).
 // A large org (a million memberships) is then hundreds of thousands of keys,
 // not millions.
 //
@@ -24,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -51,8 +55,18 @@ const (
 	KindRolesUser = "roles.user"
 	// KindRolesGroup holds a group's role assignments (key <c>.roles.group.<id>).
 	KindRolesGroup = "roles.group"
+	// KindCustomRole holds one custom role resource, with its permissions.
+	KindCustomRole = "custom_role"
+	// KindResourceSet holds one resource set resource, with its resources.
+	KindResourceSet = "resource_set"
+	// KindBindings holds the members of every binding of one resource set
+	// (key <c>.bindings.<resource set id>).
+	KindBindings = "bindings"
 	// kindPending prefixes journal entries.
 	kindPending = "pending"
+	// metaKey is the last token of the key of a connector's SyncMeta,
+	// <connector>.sync-meta: one token, so no container key can be it.
+	metaKey = "sync-meta"
 )
 
 // ErrInvalidKey is returned for a key or id that cannot be a KV key token.
@@ -158,6 +172,39 @@ type Snapshot struct {
 	// Pending maps container keys to journal entries left by a run that did
 	// not finish its commit.
 	Pending map[string]Pending
+	// Meta is what the last run that wrote it left for the next one; zero
+	// when none did.
+	Meta SyncMeta
+}
+
+// SyncMeta is a connector's sync bookkeeping, kept beside its containers
+// (not one of them: no event is derived from it).
+type SyncMeta struct {
+	// Watermark is Okta's time when the last completed run that held no
+	// removals began; zero forces the next run to read in full.
+	Watermark time.Time `json:"watermark,omitzero"`
+	// LastFull is Okta's time when the last full read began.
+	LastFull time.Time `json:"last_full,omitzero"`
+	// SinceFull counts the incremental runs since the last full read.
+	SinceFull int `json:"since_full,omitempty"`
+	// Fingerprint names the options and capabilities the state was built
+	// with: an incremental run needs the same.
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+// PutMeta writes a connector's SyncMeta.
+func (s *Store) PutMeta(ctx context.Context, connector string, m SyncMeta) error {
+	if err := checkToken(connector); err != nil {
+		return fmt.Errorf("write sync meta: %w", err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("write sync meta of %s: %w", connector, err)
+	}
+	if _, err := s.kv.Put(ctx, connector+"."+metaKey, b); err != nil {
+		return fmt.Errorf("write sync meta of %s: %w", connector, err)
+	}
+	return nil
 }
 
 // Load reads every container and journal entry of connector, with one KV
@@ -185,6 +232,14 @@ func (s *Store) Load(ctx context.Context, connector string) (*Snapshot, error) {
 				return snap, nil
 			}
 			deleted := e.Operation() != jetstream.KeyValuePut
+			if e.Key() == connector+"."+metaKey {
+				if !deleted {
+					if err := json.Unmarshal(e.Value(), &snap.Meta); err != nil {
+						return nil, fmt.Errorf("load state of %s: sync meta: %w", connector, err)
+					}
+				}
+				continue
+			}
 			if rest, ok := strings.CutPrefix(e.Key(), pendingPrefix); ok {
 				if deleted {
 					continue

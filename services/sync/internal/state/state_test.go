@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/accessbus/accessbus/libs/testkit"
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,5 +77,40 @@ func TestLoad(t *testing.T) {
 	empty, err := s.Load(ctx, "c3")
 	if err != nil || len(empty.Containers) != 0 {
 		t.Fatalf("empty connector: %v, %v", empty, err)
+	}
+}
+
+// TestMeta: the sync meta round-trips, is not a container, and is per
+// connector.
+func TestMeta(t *testing.T) {
+	ctx := context.Background()
+	js := testkit.StartNATS(t).JetStream(t)
+	s, err := state.Open(ctx, js, state.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := state.SyncMeta{Watermark: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), LastFull: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), SinceFull: 3, Fingerprint: "f"}
+	if err := s.PutMeta(ctx, "c1", m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, "c1.user.a", []byte("A")); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Load(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !snap.Meta.Watermark.Equal(m.Watermark) || !snap.Meta.LastFull.Equal(m.LastFull) || snap.Meta.SinceFull != 3 || snap.Meta.Fingerprint != "f" {
+		t.Errorf("meta %+v, want %+v", snap.Meta, m)
+	}
+	if len(snap.Containers) != 1 {
+		t.Errorf("containers %v: the meta is not one", snap.Containers)
+	}
+	other, err := s.Load(ctx, "c2")
+	if err != nil || !other.Meta.Watermark.IsZero() {
+		t.Fatalf("c2: %+v, %v", other.Meta, err)
+	}
+	if err := s.PutMeta(ctx, "bad.id", m); !errors.Is(err, state.ErrInvalidKey) {
+		t.Fatalf("bad connector: %v", err)
 	}
 }
