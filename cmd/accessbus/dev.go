@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/accessbus/accessbus/libs/oktasim"
+	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
 	"github.com/accessbus/accessbus/libs/telemetry"
 	"github.com/accessbus/accessbus/services/catalog"
@@ -34,6 +35,7 @@ type devOptions struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	demo            bool
+	once            bool
 }
 
 func newDevCmd() *cobra.Command {
@@ -60,7 +62,8 @@ data dir resumes where it stopped.`,
 	f.StringVar(&o.httpAddr, "http", "127.0.0.1:8080", "HTTP listen address for health, metrics and APIs")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a clean shutdown may take")
-	f.BoolVar(&o.demo, "demo", false, "also run the Okta simulator with a generated small org (tokens in <data-dir>/demo-okta.json)")
+	f.BoolVar(&o.demo, "demo", false, "also run the Okta simulator with a generated small org (tokens in <data-dir>/demo-okta.json) and a connector \"demo\" that syncs it")
+	f.BoolVar(&o.once, "once", false, "with --demo: exit 0 once the demo connector's first sync is published and consumed, printing one summary line")
 	return cmd
 }
 
@@ -82,12 +85,19 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 			return fmt.Errorf("--redis-url: %w", err)
 		}
 	}
-	services, err := devServices(ctx)
-	if err != nil {
-		return err
+	if o.once && !o.demo {
+		return errors.New("--once needs --demo: it waits for the demo connector's first sync")
 	}
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	key, err := secrets.LoadOrCreateKeyFile(filepath.Join(o.dataDir, secretsKeyFile))
+	if err != nil {
+		return fmt.Errorf("secrets key: %w", err)
+	}
+	services, err := devServices(ctx, key)
+	if err != nil {
+		return err
 	}
 	unlock, err := lockDataDir(o.dataDir)
 	if err != nil {
@@ -152,8 +162,10 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 		copts.NATSOptions = []nats.Option{nats.InProcessServer(ns)}
 	}
 	var demoLine string
+	var sim *oktasim.Running
 	if o.demo {
-		sim, line, err := startDemoOrg(ctx, o.dataDir)
+		var line string
+		sim, line, err = startDemoOrg(ctx, o.dataDir)
 		if err != nil {
 			return err
 		}
@@ -165,7 +177,27 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 		return err
 	}
 
+	var demoSim *oktasim.Running
+	if o.demo {
+		demoSim = sim
+	}
+	ctx, stopDev := context.WithCancelCause(ctx)
+	defer stopDev(nil)
+	var onceErr error
+	var onceDone chan struct{}
+	if o.once {
+		onceDone = make(chan struct{})
+	}
+	demoReady := make(chan struct{})
 	go announceWhenReady(ctx, deps.Health, func() {
+		if demoSim != nil {
+			if err := ensureDemoConnector(ctx, deps, key, demoSim); err != nil {
+				log.Error("create the demo connector", "err", err)
+				stopDev(fmt.Errorf("create the demo connector: %w", err))
+				return
+			}
+		}
+		close(demoReady)
 		fmt.Fprintf(stdout, "accessbus dev ready: http://%s  nats %s  data %s\n", ln.Addr(), natsURL, o.dataDir)
 		if demoLine != "" {
 			fmt.Fprintln(stdout, demoLine)
@@ -174,15 +206,40 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 			ready(ln.Addr().String(), natsURL)
 		}
 	})
+	if o.once {
+		go func() {
+			defer close(onceDone)
+			line, err := waitFirstDemoSync(ctx, deps, demoReady)
+			if err != nil {
+				onceErr = err
+			} else {
+				fmt.Fprintln(stdout, line)
+			}
+			stopDev(errOnceDone)
+		}()
+	}
 	serving = true
-	return service.Serve(ctx, service.Process{
+	err = service.Serve(ctx, service.Process{
 		Listener:        ln,
 		ShutdownTimeout: o.shutdownTimeout,
 		Deps:            deps,
 		Services:        services,
 		AfterDrain:      afterDrain,
 	})
+	if onceDone != nil {
+		<-onceDone
+		if onceErr != nil {
+			return errors.Join(onceErr, err)
+		}
+	}
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, errOnceDone) && !errors.Is(c, context.Canceled) {
+		return errors.Join(c, err)
+	}
+	return err
 }
+
+// secretsKeyFile holds the dev data dir's key for connector tokens.
+const secretsKeyFile = "secrets.key"
 
 // demoTokensFile holds the demo org's URL and admin tokens in the data dir.
 const demoTokensFile = "demo-okta.json"
@@ -212,10 +269,13 @@ func startDemoOrg(ctx context.Context, dataDir string) (*oktasim.Running, string
 
 // devServices builds each service's configuration from the environment (so
 // their own variables still apply) for the one-process run.
-func devServices(ctx context.Context) ([]service.Service, error) {
+func devServices(ctx context.Context, key secrets.Key) ([]service.Service, error) {
 	syncCfg, err := syncsvc.ConfigFromEnv(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if syncCfg.SecretsKey.IsZero() {
+		syncCfg.SecretsKey = key
 	}
 	provCfg, err := provisioning.ConfigFromEnv(ctx)
 	if err != nil {
@@ -224,6 +284,9 @@ func devServices(ctx context.Context) ([]service.Service, error) {
 	catCfg, err := catalog.ConfigFromEnv(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if catCfg.SecretsKey.IsZero() {
+		catCfg.SecretsKey = key
 	}
 	notCfg, err := notifier.ConfigFromEnv(ctx)
 	if err != nil {

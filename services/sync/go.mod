@@ -3,6 +3,7 @@ module github.com/accessbus/accessbus/services/sync
 go 1.26.0
 
 require (
+	connectrpc.com/connect v1.21.1
 	github.com/accessbus/accessbus/libs v0.0.0
 	github.com/nats-io/nats.go v1.55.0
 	golang.org/x/sync v0.24.0

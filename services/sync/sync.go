@@ -3,8 +3,21 @@ package syncsvc
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
 
+	"github.com/accessbus/accessbus/libs/connectors"
+	"github.com/accessbus/accessbus/libs/lease"
+	"github.com/accessbus/accessbus/libs/ratelimit"
+	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
+
+	"github.com/accessbus/accessbus/services/sync/internal/api"
+	"github.com/accessbus/accessbus/services/sync/internal/runs"
+	"github.com/accessbus/accessbus/services/sync/internal/state"
+	"github.com/accessbus/accessbus/services/sync/internal/worker"
 )
 
 // Name is the service's name in logs, metrics and readiness reports.
@@ -13,11 +26,58 @@ const Name = "sync"
 // Config is the sync service's configuration, read from the environment.
 type Config struct {
 	service.Config
+	// SecretsKey opens the connectors' Okta API tokens (base64 of 32 random
+	// bytes, the same key as the catalog's). `accessbus dev` sets it from
+	// its data dir's key file when the environment leaves it empty.
+	SecretsKey secrets.Key `env:"ACCESSBUS_SECRETS_KEY"`
+	// Workers is how many connectors this replica syncs at once.
+	Workers int `env:"ACCESSBUS_SYNC_WORKERS, default=4"`
+	// Interval is the time between scheduled full syncs of a connector
+	// whose options set none.
+	Interval time.Duration `env:"ACCESSBUS_SYNC_INTERVAL, default=1h"`
+	// ScheduleEvery is how often the scheduler looks for due connectors;
+	// 0 turns scheduling off (requests still run).
+	ScheduleEvery time.Duration `env:"ACCESSBUS_SYNC_SCHEDULE_EVERY, default=1m"`
+	// RateLimitShare is the share of each Okta rate-limit bucket a connector
+	// whose options set none may use.
+	RateLimitShare float64 `env:"ACCESSBUS_RATE_LIMIT_SHARE, default=0.5"`
+	// RemovalThreshold is the share of a connector's grants a full sync may
+	// remove without confirmation, for connectors whose options set none.
+	RemovalThreshold float64 `env:"ACCESSBUS_REMOVAL_THRESHOLD, default=0.2"`
+	// LeaseTTL is how long a dead replica's lease blocks its connector.
+	LeaseTTL time.Duration `env:"ACCESSBUS_SYNC_LEASE_TTL, default=30s"`
 }
 
 // ConfigFromEnv reads Config from the process environment with its defaults.
 func ConfigFromEnv(ctx context.Context) (Config, error) {
 	return service.LoadEnv[Config](ctx, Name)
+}
+
+// Validate checks the sync settings beyond the shared ones.
+func (c Config) Validate() error {
+	var errs []error
+	if c.SecretsKey.IsZero() {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_SECRETS_KEY is not set: the sync service opens the connectors' Okta tokens with it; %s", secrets.HowToCreate))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_SYNC_WORKERS %d: must be 1 or more", c.Workers))
+	}
+	if c.Interval < time.Minute {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_SYNC_INTERVAL %s: must be at least 1m, for example 1h", c.Interval))
+	}
+	if c.ScheduleEvery < 0 {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_SYNC_SCHEDULE_EVERY %s: must be 0 (off) or positive", c.ScheduleEvery))
+	}
+	if c.RateLimitShare <= 0 || c.RateLimitShare > 1 {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_RATE_LIMIT_SHARE %g: must be in (0, 1], for example 0.5", c.RateLimitShare))
+	}
+	if c.RemovalThreshold <= 0 || c.RemovalThreshold > 1 {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_REMOVAL_THRESHOLD %g: must be in (0, 1], for example 0.2", c.RemovalThreshold))
+	}
+	if c.LeaseTTL < 3*time.Second {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_SYNC_LEASE_TTL %s: must be at least 3s", c.LeaseTTL))
+	}
+	return errors.Join(errs...)
 }
 
 // Deps are what Run needs: the shared process dependencies and the config.
@@ -33,9 +93,107 @@ func Service(cfg Config) service.Service {
 	}}
 }
 
-// Run starts the service and returns when ctx ends. Its consumers and APIs
-// arrive with the service's own issue; until then it starts, reports ready
-// and stops cleanly.
+// Run opens the sync state, runs the sync workers and the scheduler, and
+// serves the SyncService until ctx ends.
 func Run(ctx context.Context, deps Deps) error {
-	return service.Idle(ctx, deps.Deps, Name)
+	cfg := deps.Config
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s: invalid configuration:\n%w", Name, err)
+	}
+	log := deps.Logger.With("service", Name)
+	js := deps.Bus.JetStream()
+	conns, err := connectors.Open(ctx, js, connectors.Options{Replicas: cfg.StreamReplicas, Key: cfg.SecretsKey})
+	if err != nil {
+		return err
+	}
+	st, err := state.Open(ctx, js, state.Options{Replicas: cfg.StreamReplicas})
+	if err != nil {
+		return err
+	}
+	rs, err := runs.Open(ctx, js, runs.Options{Replicas: cfg.StreamReplicas})
+	if err != nil {
+		return err
+	}
+	var (
+		leaseStore lease.Store     = lease.NewMemory()
+		rateStore  ratelimit.Store = ratelimit.NewMemoryStore()
+	)
+	if deps.Redis != nil {
+		leaseStore = lease.NewRedis(deps.Redis, "accessbus:lease:")
+		rateStore = ratelimit.NewRedisStore(deps.Redis, "accessbus:ratelimit:")
+	}
+	host, _ := os.Hostname()
+	leases := lease.New(leaseStore, host, log)
+	w, err := worker.New(worker.Deps{
+		Bus: deps.Bus, Connectors: conns, State: st, Runs: rs, Leases: leases, RateStore: rateStore, Log: log,
+	}, worker.Config{
+		Concurrency: cfg.Workers, LeaseTTL: cfg.LeaseTTL, ScheduleEvery: scheduleEvery(cfg.ScheduleEvery),
+		DefaultInterval: cfg.Interval, DefaultShare: cfg.RateLimitShare, DefaultRemovalThreshold: cfg.RemovalThreshold,
+	})
+	if err != nil {
+		return err
+	}
+	path, h := api.New(api.Deps{Bus: deps.Bus, Connectors: conns, Runs: rs, Leases: leases})
+	deps.Mux.Handle(path, h)
+	path, h, err = AccessHandler(ctx, js, AccessConfig{
+		Hold:      holdFor(leases, cfg.LeaseTTL),
+		Publisher: deps.Bus,
+		Exists: func(ctx context.Context, id string) (bool, error) {
+			_, err := conns.Get(ctx, id)
+			if errors.Is(err, connectors.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		},
+		Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	deps.Mux.Handle(path, h)
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	deps.Health.SetReady(Name, nil)
+	log.Info("sync service ready", "workers", cfg.Workers, "interval", cfg.Interval.String())
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	return w.Stop(stopCtx)
+}
+
+// scheduleEvery maps the config's 0 (off) onto the worker's negative.
+func scheduleEvery(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// snapshotWait bounds how long a snapshot waits for a running sync.
+const snapshotWait = 30 * time.Second
+
+// holdFor holds a connector's sync lease for a snapshot, waiting up to
+// snapshotWait for a running sync to finish.
+func holdFor(leases *lease.Manager, ttl time.Duration) func(ctx context.Context, connector string) (func(), error) {
+	return func(ctx context.Context, connector string) (func(), error) {
+		deadline := time.Now().Add(snapshotWait)
+		for {
+			_, l, err := leases.Acquire(ctx, worker.LeaseName(connector), ttl)
+			if err == nil {
+				return func() { _ = l.Release(context.WithoutCancel(ctx)) }, nil
+			}
+			if !errors.Is(err, lease.ErrHeld) {
+				return nil, err
+			}
+			if time.Now().After(deadline) {
+				return nil, fmt.Errorf("connector %s has been syncing for over %s: %w; try again when its run completes", connector, snapshotWait, ErrAccessBusy)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
 }

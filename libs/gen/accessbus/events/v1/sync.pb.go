@@ -313,9 +313,13 @@ type SyncRequest struct {
 	// Why, in words a person reads in the run's log; may be empty.
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When the request was made.
-	RequestedAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	// For a FULL request: publish the removals an earlier run held back because
+	// they exceeded the connector's removal threshold (accessbus sync
+	// confirm-removals). Without it such removals are held again.
+	ConfirmRemovals bool `protobuf:"varint,8,opt,name=confirm_removals,json=confirmRemovals,proto3" json:"confirm_removals,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SyncRequest) Reset() {
@@ -395,6 +399,13 @@ func (x *SyncRequest) GetRequestedAt() *timestamppb.Timestamp {
 		return x.RequestedAt
 	}
 	return nil
+}
+
+func (x *SyncRequest) GetConfirmRemovals() bool {
+	if x != nil {
+		return x.ConfirmRemovals
+	}
+	return false
 }
 
 // SyncTarget is one thing a targeted sync re-reads from Okta.
@@ -1220,7 +1231,7 @@ var File_accessbus_events_v1_sync_proto protoreflect.FileDescriptor
 
 const file_accessbus_events_v1_sync_proto_rawDesc = "" +
 	"\n" +
-	"\x1eaccessbus/events/v1/sync.proto\x12\x13accessbus.events.v1\x1a\x1faccessbus/events/v1/grant.proto\x1a\"accessbus/events/v1/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x02\n" +
+	"\x1eaccessbus/events/v1/sync.proto\x12\x13accessbus.events.v1\x1a\x1faccessbus/events/v1/grant.proto\x1a\"accessbus/events/v1/resource.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x02\n" +
 	"\vSyncRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12!\n" +
@@ -1229,7 +1240,8 @@ const file_accessbus_events_v1_sync_proto_rawDesc = "" +
 	"\atargets\x18\x04 \x03(\v2\x1f.accessbus.events.v1.SyncTargetR\atargets\x12!\n" +
 	"\frequested_by\x18\x05 \x01(\tR\vrequestedBy\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12=\n" +
-	"\frequested_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\"\xe4\x02\n" +
+	"\frequested_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\x12)\n" +
+	"\x10confirm_removals\x18\b \x01(\bR\x0fconfirmRemovals\"\xe4\x02\n" +
 	"\n" +
 	"SyncTarget\x128\n" +
 	"\x04kind\x18\x01 \x01(\x0e2$.accessbus.events.v1.SyncTarget.KindR\x04kind\x12\x0e\n" +

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/accessbus/accessbus/libs/connectors"
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
+	"github.com/accessbus/accessbus/libs/oktasim"
+	"github.com/accessbus/accessbus/libs/secrets"
+	"github.com/accessbus/accessbus/libs/service"
+	"github.com/accessbus/accessbus/libs/subjects"
+	"github.com/accessbus/accessbus/libs/telemetry"
+)
+
+// demoConnector is the connector `accessbus dev --demo` creates.
+const demoConnector = "demo"
+
+// errOnceDone ends `accessbus dev --once` after its sync.
+var errOnceDone = errors.New("--once: the demo sync is done")
+
+// ensureDemoConnector creates (or, on a restart, points at the new
+// simulator) the demo connector with the simulator's Super Administrator
+// token. Until the catalog's API exists (issue 7), dev writes the record
+// itself, as ARCHITECTURE.md says.
+func ensureDemoConnector(ctx context.Context, deps service.Deps, key secrets.Key, sim *oktasim.Running) error {
+	store, err := connectors.Open(ctx, deps.Bus.JetStream(), connectors.Options{Key: key})
+	if err != nil {
+		return err
+	}
+	_, err = store.Get(ctx, demoConnector)
+	switch {
+	case errors.Is(err, connectors.ErrNotFound):
+		_, err = store.Create(ctx, &eventsv1.Connector{
+			Id: demoConnector, OktaDomain: sim.URL, CreatedBy: "accessbus dev --demo",
+			// The simulator serves this connector alone: it may use every
+			// request of each bucket instead of the default half.
+			Options: &eventsv1.ConnectorOptions{SyncInactiveApps: true, SyncCustomRoles: true, RateLimitShare: 1},
+		})
+		if err != nil && !errors.Is(err, connectors.ErrExists) {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		// The simulator listens on a new port each start.
+		if _, err := store.Update(ctx, demoConnector, func(c *eventsv1.Connector) error {
+			c.OktaDomain = sim.URL
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	old, _, err := store.Token(ctx, demoConnector)
+	if err == nil && old.Reveal() == sim.Tokens.SuperAdmin {
+		return nil
+	}
+	if err != nil && !errors.Is(err, connectors.ErrNoToken) {
+		return err
+	}
+	_, err = store.SetToken(ctx, demoConnector, telemetry.NewSecret(sim.Tokens.SuperAdmin))
+	return err
+}
+
+// waitFirstDemoSync asks for a full sync of the demo connector, waits for
+// its run to complete, reads the connector's access events up to the run's
+// last sequence (so they are published and consumed), and returns one
+// summary line.
+func waitFirstDemoSync(ctx context.Context, deps service.Deps, demoReady <-chan struct{}) (string, error) {
+	js := deps.Bus.JetStream()
+	// Follow run events from now on, before asking, so none is missed.
+	runsC, err := js.OrderedConsumer(ctx, subjects.StreamSync, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"sync." + demoConnector + ".run.>"}, DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return "", fmt.Errorf("--once: follow the demo's runs: %w", err)
+	}
+	// Wait until the demo connector points at this run's simulator.
+	select {
+	case <-demoReady:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	reqID := "dev-once-" + time.Now().UTC().Format("20060102T150405.000000000")
+	reqID = strings.ReplaceAll(reqID, ".", "-")
+	subj, _ := subjects.SyncRequest(demoConnector)
+	if _, err := deps.Bus.Publish(ctx, subj, subjects.MsgID(subjects.DomainSync, demoConnector, subjects.EntityRequest, reqID),
+		&eventsv1.SyncRequest{RequestId: reqID, ConnectorId: demoConnector, Mode: eventsv1.SyncMode_SYNC_MODE_FULL,
+			RequestedBy: "accessbus dev --once", Reason: "first sync of the demo", RequestedAt: timestamppb.Now()}); err != nil {
+		return "", fmt.Errorf("--once: request the demo's sync: %w", err)
+	}
+	var done *eventsv1.SyncRunCompleted
+	for done == nil {
+		msg, err := next(ctx, runsC)
+		if err != nil {
+			return "", fmt.Errorf("--once: wait for the demo's sync: %w", err)
+		}
+		switch {
+		case strings.HasSuffix(msg.Subject(), ".run.completed"):
+			ev := &eventsv1.SyncRunCompleted{}
+			if proto.Unmarshal(msg.Data(), ev) == nil && ev.GetRequestId() == reqID {
+				done = ev
+			}
+		case strings.HasSuffix(msg.Subject(), ".run.failed"):
+			ev := &eventsv1.SyncRunFailed{}
+			if proto.Unmarshal(msg.Data(), ev) == nil && ev.GetRequestId() == reqID {
+				return "", fmt.Errorf("--once: the demo's sync failed (%s): %s", ev.GetReason(), ev.GetMessage())
+			}
+		}
+	}
+	consumed, err := consumeAccessUpTo(ctx, js, done.GetLastAccessSequence())
+	if err != nil {
+		return "", err
+	}
+	return summary(done, consumed), nil
+}
+
+// consumeAccessUpTo reads the demo connector's access events from the start
+// of the stream up to seq and returns how many it read.
+func consumeAccessUpTo(ctx context.Context, js jetstream.JetStream, seq uint64) (int, error) {
+	if seq == 0 {
+		return 0, nil // the run changed nothing
+	}
+	c, err := js.OrderedConsumer(ctx, subjects.StreamAccess, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"access." + demoConnector + ".>"},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("--once: consume the demo's access events: %w", err)
+	}
+	n := 0
+	for {
+		msg, err := next(ctx, c)
+		if err != nil {
+			return n, fmt.Errorf("--once: consume the demo's access events: %w", err)
+		}
+		n++
+		meta, err := msg.Metadata()
+		if err != nil {
+			return n, err
+		}
+		if meta.Sequence.Stream >= seq {
+			return n, nil
+		}
+	}
+}
+
+// summary is the one line --once prints.
+func summary(ev *eventsv1.SyncRunCompleted, consumed int) string {
+	var parts []string
+	var changes int64
+	for _, r := range ev.GetResources() {
+		parts = append(parts, fmt.Sprintf("%d %s", r.GetCounts().GetSeen(), kindName(r.GetKind().String(), "RESOURCE_KIND_")))
+		changes += r.GetCounts().GetAdded() + r.GetCounts().GetUpdated() + r.GetCounts().GetRemoved()
+	}
+	for _, g := range ev.GetGrants() {
+		parts = append(parts, fmt.Sprintf("%d %s", g.GetCounts().GetSeen(), kindName(g.GetKind().String(), "GRANT_KIND_")))
+		changes += g.GetCounts().GetAdded() + g.GetCounts().GetUpdated() + g.GetCounts().GetRemoved()
+	}
+	calls := int64(0)
+	for _, n := range ev.GetApiCalls() {
+		calls += n
+	}
+	return fmt.Sprintf("demo sync completed in %s: %s; %d changes published, %d access events consumed, %d Okta API calls, %d skipped parts",
+		ev.GetDuration().AsDuration().Round(time.Millisecond), strings.Join(parts, ", "), changes, consumed, calls, len(ev.GetSkipped()))
+}
+
+func kindName(s, prefix string) string {
+	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(s, prefix), "_", " ")) + "s"
+}
+
+// next waits for c's next message until ctx ends.
+func next(ctx context.Context, c jetstream.Consumer) (jetstream.Msg, error) {
+	for {
+		msg, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err == nil {
+			return msg, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+			return nil, err
+		}
+	}
+}

@@ -1,0 +1,179 @@
+// Package api serves the SyncService over Connect: it publishes sync
+// requests for the workers and reads run records and connector records.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"connectrpc.com/connect"
+
+	"github.com/accessbus/accessbus/libs/bus"
+	"github.com/accessbus/accessbus/libs/connectors"
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
+	syncv1 "github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1"
+	"github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1/syncv1connect"
+	"github.com/accessbus/accessbus/libs/lease"
+	"github.com/accessbus/accessbus/libs/subjects"
+
+	"github.com/accessbus/accessbus/services/sync/internal/runs"
+	"github.com/accessbus/accessbus/services/sync/internal/worker"
+)
+
+// Deps are what the API reads and publishes through.
+type Deps struct {
+	Bus        *bus.Bus
+	Connectors *connectors.Store
+	Runs       *runs.Store
+	Leases     *lease.Manager
+}
+
+// Server implements syncv1connect.SyncServiceHandler.
+type Server struct{ d Deps }
+
+var _ syncv1connect.SyncServiceHandler = (*Server)(nil)
+
+// New returns the Connect handler's path and handler.
+func New(d Deps, opts ...connect.HandlerOption) (string, http.Handler) {
+	return syncv1connect.NewSyncServiceHandler(&Server{d: d}, opts...)
+}
+
+// connector checks the id and loads the record.
+func (s *Server) connector(ctx context.Context, id string) (*eventsv1.Connector, error) {
+	if err := subjects.ValidateConnectorID(id); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("connector_id: %w", err))
+	}
+	c, err := s.d.Connectors.Get(ctx, id)
+	if errors.Is(err, connectors.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("connector %q does not exist: list them with `accessbus connectors list`", id))
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	return c, nil
+}
+
+// TriggerSync implements SyncServiceHandler.
+func (s *Server) TriggerSync(ctx context.Context, req *connect.Request[syncv1.TriggerSyncRequest]) (*connect.Response[syncv1.TriggerSyncResponse], error) {
+	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	if err != nil {
+		return nil, err
+	}
+	if !c.GetTokenSet() {
+		return nil, connect.NewError(connect.CodeFailedPrecondition,
+			fmt.Errorf("connector %s has no API token: set its domain and token first (accessbus connectors set-settings %s --domain D --token-stdin)", c.GetId(), c.GetId()))
+	}
+	id, err := worker.Request(ctx, s.d.Bus, &eventsv1.SyncRequest{
+		RequestId: req.Msg.GetRequestId(), ConnectorId: c.GetId(), Mode: eventsv1.SyncMode_SYNC_MODE_FULL,
+		RequestedBy: requester(req.Header()), Reason: req.Msg.GetReason(),
+	})
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	return connect.NewResponse(&syncv1.TriggerSyncResponse{RequestId: id}), nil
+}
+
+// ConfirmRemovals implements SyncServiceHandler.
+func (s *Server) ConfirmRemovals(ctx context.Context, req *connect.Request[syncv1.ConfirmRemovalsRequest]) (*connect.Response[syncv1.ConfirmRemovalsResponse], error) {
+	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	if err != nil {
+		return nil, err
+	}
+	run, err := s.d.Runs.Get(ctx, c.GetId(), req.Msg.GetRunId())
+	if errors.Is(err, runs.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	if !run.GetRemovalsHeld() {
+		return nil, connect.NewError(connect.CodeFailedPrecondition,
+			fmt.Errorf("run %s of %s held no removals: nothing to confirm (see `accessbus sync runs --connector %s`)", run.GetRunId(), c.GetId(), c.GetId()))
+	}
+	reason := req.Msg.GetReason()
+	if reason == "" {
+		reason = "confirm the removals held by run " + run.GetRunId()
+	}
+	id, err := worker.Request(ctx, s.d.Bus, &eventsv1.SyncRequest{
+		RequestId: "confirm-" + run.GetRunId(), ConnectorId: c.GetId(), Mode: eventsv1.SyncMode_SYNC_MODE_FULL,
+		RequestedBy: requester(req.Header()), Reason: reason, ConfirmRemovals: true,
+	})
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	return connect.NewResponse(&syncv1.ConfirmRemovalsResponse{RequestId: id, RunId: run.GetRunId(), RemovalsHeldCount: run.GetRemovalsHeldCount()}), nil
+}
+
+// GetRun implements SyncServiceHandler.
+func (s *Server) GetRun(ctx context.Context, req *connect.Request[syncv1.GetRunRequest]) (*connect.Response[syncv1.GetRunResponse], error) {
+	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	if err != nil {
+		return nil, err
+	}
+	run, err := s.d.Runs.Get(ctx, c.GetId(), req.Msg.GetRunId())
+	if errors.Is(err, runs.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	return connect.NewResponse(&syncv1.GetRunResponse{Run: run}), nil
+}
+
+// ListRuns implements SyncServiceHandler.
+func (s *Server) ListRuns(ctx context.Context, req *connect.Request[syncv1.ListRunsRequest]) (*connect.Response[syncv1.ListRunsResponse], error) {
+	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	if err != nil {
+		return nil, err
+	}
+	limit := int(req.Msg.GetLimit())
+	switch {
+	case limit < 0 || limit > 100:
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("limit %d: use 1 to 100, or 0 for the default 20", limit))
+	case limit == 0:
+		limit = 20
+	}
+	rs, err := s.d.Runs.List(ctx, c.GetId(), limit)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	return connect.NewResponse(&syncv1.ListRunsResponse{Runs: rs}), nil
+}
+
+// GetStatus implements SyncServiceHandler.
+func (s *Server) GetStatus(ctx context.Context, req *connect.Request[syncv1.GetStatusRequest]) (*connect.Response[syncv1.GetStatusResponse], error) {
+	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	if err != nil {
+		return nil, err
+	}
+	out := &syncv1.GetStatusResponse{Connector: c}
+	if rs, err := s.d.Runs.List(ctx, c.GetId(), 1); err == nil && len(rs) > 0 {
+		out.LatestRun = rs[0]
+	}
+	held, err := s.d.Leases.Held(ctx, worker.LeaseName(c.GetId()))
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	out.SyncingNow = held
+	return connect.NewResponse(out), nil
+}
+
+// GetCapabilities implements SyncServiceHandler.
+func (s *Server) GetCapabilities(ctx context.Context, req *connect.Request[syncv1.GetCapabilitiesRequest]) (*connect.Response[syncv1.GetCapabilitiesResponse], error) {
+	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&syncv1.GetCapabilitiesResponse{Capabilities: c.GetCapabilities()}), nil
+}
+
+// requester names who asked. Until API keys exist (issue 7) it is the
+// caller's own claim, recorded for the run's log only.
+func requester(h http.Header) string {
+	if v := h.Get("Accessbus-Requested-By"); v != "" && len(v) <= 200 {
+		return v
+	}
+	return "api"
+}
