@@ -36,6 +36,7 @@ type devOptions struct {
 	shutdownTimeout time.Duration
 	demo            bool
 	once            bool
+	demoTimeScale   float64
 }
 
 func newDevCmd() *cobra.Command {
@@ -63,6 +64,7 @@ data dir resumes where it stopped.`,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a clean shutdown may take")
 	f.BoolVar(&o.demo, "demo", false, "also run the Okta simulator with a generated small org (tokens in <data-dir>/demo-okta.json) and a connector \"demo\" that syncs it")
+	f.Float64Var(&o.demoTimeScale, "demo-time-scale", 1, "with --demo: run the simulator's clock (and the sync's rate budget) this many times faster")
 	f.BoolVar(&o.once, "once", false, "with --demo: exit 0 once the demo connector's first sync is published and consumed, printing one summary line")
 	return cmd
 }
@@ -95,7 +97,13 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 	if err != nil {
 		return fmt.Errorf("secrets key: %w", err)
 	}
-	services, err := devServices(ctx, key)
+	if o.demoTimeScale == 0 {
+		o.demoTimeScale = 1
+	}
+	if o.demoTimeScale < 1 || (o.demoTimeScale != 1 && !o.demo) {
+		return fmt.Errorf("--demo-time-scale %g: use 1 or more, with --demo", o.demoTimeScale)
+	}
+	services, err := devServices(ctx, key, o.demoTimeScale)
 	if err != nil {
 		return err
 	}
@@ -165,7 +173,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 	var sim *oktasim.Running
 	if o.demo {
 		var line string
-		sim, line, err = startDemoOrg(ctx, o.dataDir)
+		sim, line, err = startDemoOrg(ctx, o.dataDir, o.demoTimeScale)
 		if err != nil {
 			return err
 		}
@@ -247,8 +255,8 @@ const demoTokensFile = "demo-okta.json"
 // startDemoOrg serves the Okta simulator's small org (seed 1, Workforce
 // limits) on a free loopback port and writes its URL and tokens to the data
 // dir, so the demo has an Okta org to connect to.
-func startDemoOrg(ctx context.Context, dataDir string) (*oktasim.Running, string, error) {
-	sim, err := oktasim.Start(ctx, oktasim.Config{Profile: "small", Seed: 1, Addr: "127.0.0.1:0"})
+func startDemoOrg(ctx context.Context, dataDir string, timeScale float64) (*oktasim.Running, string, error) {
+	sim, err := oktasim.Start(ctx, oktasim.Config{Profile: "small", Seed: 1, Addr: "127.0.0.1:0", TimeScale: timeScale})
 	if err != nil {
 		return nil, "", fmt.Errorf("start the demo Okta org: %w", err)
 	}
@@ -269,10 +277,13 @@ func startDemoOrg(ctx context.Context, dataDir string) (*oktasim.Running, string
 
 // devServices builds each service's configuration from the environment (so
 // their own variables still apply) for the one-process run.
-func devServices(ctx context.Context, key secrets.Key) ([]service.Service, error) {
+func devServices(ctx context.Context, key secrets.Key, timeScale float64) ([]service.Service, error) {
 	syncCfg, err := syncsvc.ConfigFromEnv(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if timeScale > 1 {
+		syncCfg.OktaTimeScale = timeScale
 	}
 	if syncCfg.SecretsKey.IsZero() {
 		syncCfg.SecretsKey = key

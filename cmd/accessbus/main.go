@@ -39,5 +39,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newDevCmd(), newEventsCmd(), newOktasimCmd())
+	root.AddCommand(newBenchCmd())
+	root.AddCommand(newAccessCmd())
+	root.AddCommand(newSyncCmd())
 	return root
 }

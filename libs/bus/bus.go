@@ -55,7 +55,7 @@ type Bus struct {
 	handleTime  metric.Float64Histogram
 
 	// Attribute options built once, since publishing is a hot path.
-	pubStored, pubDuplicate, pubError metric.MeasurementOption
+	pubStored, pubDuplicate, pubError, pubAsync metric.MeasurementOption
 }
 
 // New returns a Bus on js.
@@ -81,7 +81,7 @@ func New(js jetstream.JetStream, opts Options) (*Bus, error) {
 	meter := opts.MeterProvider.Meter(instrumentationName)
 	var err error
 	if b.published, err = meter.Int64Counter("accessbus.bus.published",
-		metric.WithDescription("Messages published, by stream outcome (stored or duplicate) and error")); err != nil {
+		metric.WithDescription("Messages published, by stream outcome (stored or duplicate), error, or async (sent without waiting for the ack)")); err != nil {
 		return nil, fmt.Errorf("create bus metrics: %w", err)
 	}
 	if b.publishTime, err = meter.Float64Histogram("accessbus.bus.publish.duration",
@@ -99,7 +99,7 @@ func New(js jetstream.JetStream, opts Options) (*Bus, error) {
 	outcome := func(v string) metric.MeasurementOption {
 		return metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", v)))
 	}
-	b.pubStored, b.pubDuplicate, b.pubError = outcome("stored"), outcome("duplicate"), outcome("error")
+	b.pubStored, b.pubDuplicate, b.pubError, b.pubAsync = outcome("stored"), outcome("duplicate"), outcome("error"), outcome("async")
 	return b, nil
 }
 
@@ -173,6 +173,47 @@ func (b *Bus) PublishRaw(ctx context.Context, subject, msgID, payloadType string
 		return nil, fmt.Errorf("publish to %s (id %s): %w", subject, msgID, err)
 	}
 	return ack, nil
+}
+
+// PublishAsync is Publish without waiting: it sends the message and returns
+// the stream's acknowledgement to come. Messages sent on one bus reach the
+// stream in the order they were sent. The caller must wait for every
+// returned future (its Ok or Err channel) and bound how many it keeps
+// pending: the JetStream context refuses sends past its own limit
+// (jetstream.WithPublishAsyncMaxPending, 4,000 by default) after a short
+// stall. Asynchronous publishes are counted in the published metric when
+// sent, with outcome "async" (or "error" when the send failed); their acks
+// are the caller's to read.
+func (b *Bus) PublishAsync(ctx context.Context, subject, msgID string, payload proto.Message) (jetstream.PubAckFuture, error) {
+	if payload == nil || !payload.ProtoReflect().IsValid() {
+		return nil, fmt.Errorf("publish to %s: nil payload", subject)
+	}
+	if err := checkSubject(subject); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if msgID == "" {
+		return nil, fmt.Errorf("publish to %s: a deterministic message id is required", subject)
+	}
+	name := string(payload.ProtoReflect().Descriptor().FullName())
+	data, err := proto.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("publish to %s: marshal %s: %w", subject, name, err)
+	}
+	// No producer span even outside a span: a span would have to end at
+	// the ack, which this call does not see. Callers publish from a run's
+	// or a handler's span, whose context the headers carry.
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
+		HeaderMsgID:       {msgID},
+		HeaderPayloadType: {name},
+	}}
+	b.prop.Inject(ctx, headerCarrier(msg.Header))
+	fut, err := b.js.PublishMsgAsync(msg)
+	if err != nil {
+		b.published.Add(context.Background(), 1, b.pubError)
+		return nil, fmt.Errorf("publish to %s (id %s): %w", subject, msgID, err)
+	}
+	b.published.Add(context.Background(), 1, b.pubAsync)
+	return fut, nil
 }
 
 func checkSubject(s string) error {

@@ -41,6 +41,7 @@ func TestBudget(t *testing.T) {
 		{"ContextCancellation", testCancel},
 		{"DeadHoldersSlotExpires", testSlotTTL},
 		{"DoneTwiceReleasesOnce", testDoneTwice},
+		{"WholeBucketKeepsOneRequestOfHeadroom", testHeadroom},
 	}
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
@@ -386,5 +387,37 @@ func testDoneTwice(t *testing.T, s Store) {
 	defer cancel()
 	if _, err := b.Acquire(ctx, org, BucketApps); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a second Done freed another holder's slot: acquire error %v", err)
+	}
+}
+
+// A share of 1 is paced at limit-1 per window, a smaller share at exactly
+// share x limit. The period is long, so that the time between two Takes is
+// negligible against the difference measured.
+func testHeadroom(t *testing.T, s Store) {
+	ctx := context.Background()
+	const period = time.Hour
+	for _, tc := range []struct {
+		bucket string
+		share  float64
+		pace   float64 // requests per period
+	}{
+		{BucketApps, 1, 99},
+		{BucketGroups, 0.5, 50},
+	} {
+		req := TakeRequest{Org: org, Bucket: tc.bucket, DefaultLimit: 100, Share: tc.share, Period: period,
+			MaxSlots: 10, SlotTTL: time.Minute, SlotID: "a"}
+		if res, err := s.Take(ctx, req); err != nil || !res.OK {
+			t.Fatalf("%s: first take: %+v, %v", tc.bucket, res, err)
+		}
+		req.SlotID = "b"
+		res, err := s.Take(ctx, req)
+		if err != nil || res.OK || res.Blocker != BlockedByRate {
+			t.Fatalf("%s: second take: %+v, %v; want blocked by rate", tc.bucket, res, err)
+		}
+		want := time.Duration(float64(period) / tc.pace)
+		// Between the pace asked and one request more per period.
+		if lo := time.Duration(float64(period) / (tc.pace + 0.5)); res.Wait > want || res.Wait < lo {
+			t.Errorf("%s share %v: wait %v, want about %v (%v per period)", tc.bucket, tc.share, res.Wait, want, tc.pace)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// The take script paces as interval does (store.go), headroom included.
+//
 // Times in the scripts are microseconds of the Redis server's clock (TIME),
 // so replicas with skewed clocks pace one schedule. Numbers written back are
 // formatted with %.0f because Lua's default formatting keeps only 14 digits,
@@ -29,7 +31,11 @@ local ttl = tonumber(ARGV[5])
 redis.call('ZADD', KEYS[3], string.format('%.0f', now + ttl), ARGV[6])
 redis.call('PEXPIRE', KEYS[3], string.format('%.0f', math.ceil(ttl / 1000) + 1000))
 local limit = tonumber(redis.call('GET', KEYS[2]) or ARGV[1])
-local interval = tonumber(ARGV[3]) / (tonumber(ARGV[2]) * limit)
+local pace = tonumber(ARGV[2]) * limit
+if limit > 1 and pace > limit - 1 then
+  pace = limit - 1
+end
+local interval = tonumber(ARGV[3]) / pace
 redis.call('SET', KEYS[1], string.format('%.0f', now + interval), 'PX', string.format('%.0f', math.ceil(interval / 1000) + 1000))
 return {1, 0, 0}
 `

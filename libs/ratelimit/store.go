@@ -67,6 +67,21 @@ type TakeResult struct {
 
 // interval is the spacing of admissions that keeps share×limit per period:
 // GCRA with a burst of one, so nothing bunches at the start of a window.
+// A share that claims (nearly) the whole bucket is paced at one request
+// per window less: Okta's window opens at whichever request arrives first,
+// so a request delayed on its way could otherwise open a window that then
+// holds limit+1 of ours and answers the last one 429. One request of
+// headroom absorbs a delay of up to one interval, for about 1% of a
+// 100-request bucket's pace.
 func interval(period time.Duration, share float64, limit int) time.Duration {
-	return time.Duration(float64(period) / (share * float64(limit)))
+	return time.Duration(float64(period) / paceOf(share, limit))
+}
+
+// paceOf is the requests per window a share of limit is paced at.
+func paceOf(share float64, limit int) float64 {
+	pace := share * float64(limit)
+	if limit > 1 && pace > float64(limit-1) {
+		pace = float64(limit - 1)
+	}
+	return pace
 }

@@ -46,6 +46,10 @@ type Config struct {
 	RemovalThreshold float64 `env:"ACCESSBUS_REMOVAL_THRESHOLD, default=0.2"`
 	// LeaseTTL is how long a dead replica's lease blocks its connector.
 	LeaseTTL time.Duration `env:"ACCESSBUS_SYNC_LEASE_TTL, default=30s"`
+	// OktaTimeScale is for a time-scaled Okta simulator only (benchmarks,
+	// tests, a fast demo): the org's clock runs this many times faster, and
+	// the rate budget's windows shrink to match. Leave it at 1 for Okta.
+	OktaTimeScale float64 `env:"ACCESSBUS_OKTA_TIME_SCALE, default=1"`
 }
 
 // ConfigFromEnv reads Config from the process environment with its defaults.
@@ -76,6 +80,9 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseTTL < 3*time.Second {
 		errs = append(errs, fmt.Errorf("ACCESSBUS_SYNC_LEASE_TTL %s: must be at least 3s", c.LeaseTTL))
+	}
+	if c.OktaTimeScale < 1 {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_OKTA_TIME_SCALE %g: must be 1 (Okta) or more (a time-scaled simulator)", c.OktaTimeScale))
 	}
 	return errors.Join(errs...)
 }
@@ -129,6 +136,7 @@ func Run(ctx context.Context, deps Deps) error {
 	}, worker.Config{
 		Concurrency: cfg.Workers, LeaseTTL: cfg.LeaseTTL, ScheduleEvery: scheduleEvery(cfg.ScheduleEvery),
 		DefaultInterval: cfg.Interval, DefaultShare: cfg.RateLimitShare, DefaultRemovalThreshold: cfg.RemovalThreshold,
+		TimeScale: cfg.OktaTimeScale,
 	})
 	if err != nil {
 		return err

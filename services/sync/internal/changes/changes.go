@@ -7,8 +7,8 @@
 //  1. diff the stored value with the new one; nothing to publish and an
 //     equal value: done;
 //  2. record the new value in the state journal (state.Store.PutPending);
-//  3. publish each event and wait for its ack: GrantRemoved first, then
-//     GrantAdded, then the resource's own event;
+//  3. publish the events, GrantRemoved first, then GrantAdded, then the
+//     resource's own event, and wait until the stream acked every one;
 //  4. write (or delete) the container, then clear the journal entry.
 //
 // Every event of a container is derived from the container's revision
@@ -20,6 +20,18 @@
 // is lost, none is duplicated within the window, and an event published
 // before a crash is never contradicted by a later diff that does not know
 // of it.
+//
+// Publishing: with an AsyncPublisher (*bus.Bus is one) a container's
+// events are sent without waiting for each ack, in order on one connection,
+// so the stream stores them in that order; the commit still waits for
+// every ack before step 4, so the guarantees above are unchanged. A
+// committer keeps at most its publish window of events unacked, across all
+// the containers it commits at once: a sync of a large org then costs its
+// read, not a round trip per event. A failed ack fails the commit: the
+// journal entry stays and the next run publishes the container's events
+// again (the stream drops those it already stored). Events of one container
+// concern distinct grants, so a republished one stored after a later one
+// contradicts nothing.
 //
 // Revisions: prev+1 is strictly larger than every revision published
 // before for the same container, and no larger than the container's
@@ -50,6 +62,20 @@ type Publisher interface {
 	Publish(ctx context.Context, subject, msgID string, payload proto.Message) (*jetstream.PubAck, error)
 }
 
+// AsyncPublisher is a Publisher that can also send without waiting for the
+// ack; *bus.Bus is one. Messages it sends reach the stream in send order.
+type AsyncPublisher interface {
+	Publisher
+	PublishAsync(ctx context.Context, subject, msgID string, payload proto.Message) (jetstream.PubAckFuture, error)
+}
+
+// DefaultPublishWindow is how many events a Committer keeps unacked at
+// most. Far below JetStream's own limit of pending asynchronous publishes
+// (4,000 per JetStream context by default), so that a few runs sharing one
+// connection never reach it, and large enough that the acks, not the round
+// trips, set the pace.
+const DefaultPublishWindow = 512
+
 // Counts are what a committer published, per kind.
 type Counts struct {
 	// Seen counts objects read (set by the caller through Seen).
@@ -72,6 +98,8 @@ type Committer struct {
 	runID     string
 	cause     eventsv1.ChangeCause
 	now       func() time.Time
+	// window holds a token per event sent and not yet acked.
+	window chan struct{}
 
 	mu        sync.Mutex
 	resources map[eventsv1.ResourceKind]*Counts
@@ -84,8 +112,15 @@ type Committer struct {
 func New(pub Publisher, store *state.Store, connector, runID string, cause eventsv1.ChangeCause) *Committer {
 	return &Committer{
 		pub: pub, store: store, connector: connector, runID: runID, cause: cause, now: time.Now,
+		window:    make(chan struct{}, DefaultPublishWindow),
 		resources: map[eventsv1.ResourceKind]*Counts{}, grants: map[eventsv1.GrantKind]*Counts{},
 	}
+}
+
+// SetPublishWindow sets how many events the committer keeps unacked at most
+// (at least 1) in place of DefaultPublishWindow. Call it before any commit.
+func (c *Committer) SetPublishWindow(n int) {
+	c.window = make(chan struct{}, max(n, 1))
 }
 
 // SeenResources adds n to the objects read of a resource kind.
@@ -220,18 +255,8 @@ func (c *Committer) Recover(ctx context.Context, snap *state.Snapshot) error {
 }
 
 func (c *Committer) finish(ctx context.Context, key string, prev state.Entry, next []byte, events []event) (state.Entry, error) {
-	for _, ev := range events {
-		ack, err := c.pub.Publish(ctx, ev.subject, ev.msgID, ev.payload)
-		if err != nil {
-			return prev, fmt.Errorf("commit %s: %w", key, err)
-		}
-		c.mu.Lock()
-		c.published++
-		if ack != nil && ack.Sequence > c.lastSeq {
-			c.lastSeq = ack.Sequence
-		}
-		c.mu.Unlock()
-		c.count(ev.rk, ev.gk, ev.apply)
+	if err := c.publish(ctx, key, events); err != nil {
+		return prev, err
 	}
 	var ent state.Entry
 	if next == nil {
@@ -254,6 +279,97 @@ func (c *Committer) finish(ctx context.Context, key string, prev state.Entry, ne
 		}
 	}
 	return ent, nil
+}
+
+// publish stores every event and returns once each is acked.
+func (c *Committer) publish(ctx context.Context, key string, events []event) error {
+	ap, async := c.pub.(AsyncPublisher)
+	if !async {
+		for i := range events {
+			ev := &events[i]
+			ack, err := c.pub.Publish(ctx, ev.subject, ev.msgID, ev.payload)
+			if err != nil {
+				return fmt.Errorf("commit %s: %w", key, err)
+			}
+			c.acked(ev, ack)
+		}
+		return nil
+	}
+	// pending[head:] are sent and not yet acked, each holding a window token.
+	type sent struct {
+		ev  *event
+		fut jetstream.PubAckFuture
+	}
+	var pending []sent
+	head := 0
+	defer func() {
+		// On failure the unacked events give their tokens back: the run
+		// ends, and JetStream's own limit still bounds what is in flight.
+		for ; head < len(pending); head++ {
+			<-c.window
+		}
+	}()
+	// settle takes the oldest pending ack, or the first of wake (a free
+	// token) when wake is set: it waits on its own oldest ack while it
+	// waits for a token, so that committers holding every token still make
+	// progress.
+	settle := func(wake chan struct{}) (bool, error) {
+		p := pending[head]
+		select {
+		case ack := <-p.fut.Ok():
+			head++
+			<-c.window
+			c.acked(p.ev, ack)
+			return false, nil
+		case err := <-p.fut.Err():
+			return false, fmt.Errorf("commit %s: publish to %s (id %s): %w", key, p.ev.subject, p.ev.msgID, err)
+		case wake <- struct{}{}:
+			return true, nil
+		case <-ctx.Done():
+			return false, fmt.Errorf("commit %s: wait for acks: %w", key, ctx.Err())
+		}
+	}
+	for i := range events {
+		ev := &events[i]
+		for got := false; !got; {
+			if head == len(pending) {
+				select {
+				case c.window <- struct{}{}:
+					got = true
+				case <-ctx.Done():
+					return fmt.Errorf("commit %s: wait for the publish window: %w", key, ctx.Err())
+				}
+				continue
+			}
+			var err error
+			if got, err = settle(c.window); err != nil {
+				return err
+			}
+		}
+		fut, err := ap.PublishAsync(ctx, ev.subject, ev.msgID, ev.payload)
+		if err != nil {
+			<-c.window
+			return fmt.Errorf("commit %s: %w", key, err)
+		}
+		pending = append(pending, sent{ev, fut})
+	}
+	for head < len(pending) {
+		if _, err := settle(nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// acked counts an event the stream stored (or dropped as a duplicate).
+func (c *Committer) acked(ev *event, ack *jetstream.PubAck) {
+	c.mu.Lock()
+	c.published++
+	if ack != nil && ack.Sequence > c.lastSeq {
+		c.lastSeq = ack.Sequence
+	}
+	c.mu.Unlock()
+	c.count(ev.rk, ev.gk, ev.apply)
 }
 
 func (c *Committer) changeContext(rev uint64) *eventsv1.ChangeContext {
