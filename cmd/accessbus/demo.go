@@ -32,41 +32,45 @@ var errOnceDone = errors.New("--once: the demo sync is done")
 // token. Until the catalog's API exists (issue 7), dev writes the record
 // itself, as ARCHITECTURE.md says.
 func ensureDemoConnector(ctx context.Context, deps service.Deps, key secrets.Key, sim *oktasim.Running) error {
+	// The simulator serves this connector alone: it may use every request of
+	// each bucket instead of the default half.
+	return ensureConnector(ctx, deps, key, demoConnector, sim.URL, telemetry.NewSecret(sim.Tokens.SuperAdmin),
+		&eventsv1.ConnectorOptions{SyncInactiveApps: true, SyncCustomRoles: true, RateLimitShare: 1}, "accessbus dev --demo")
+}
+
+// ensureConnector creates connector id for domain with token and opts, or
+// brings an existing one to this domain and token (keeping its options); a
+// changed token gets a new secret version, which makes the connector due.
+func ensureConnector(ctx context.Context, deps service.Deps, key secrets.Key, id, domain string, token telemetry.Secret, opts *eventsv1.ConnectorOptions, by string) error {
 	store, err := connectors.Open(ctx, deps.Bus.JetStream(), connectors.Options{Key: key})
 	if err != nil {
 		return err
 	}
-	_, err = store.Get(ctx, demoConnector)
+	_, err = store.Get(ctx, id)
 	switch {
 	case errors.Is(err, connectors.ErrNotFound):
-		_, err = store.Create(ctx, &eventsv1.Connector{
-			Id: demoConnector, OktaDomain: sim.URL, CreatedBy: "accessbus dev --demo",
-			// The simulator serves this connector alone: it may use every
-			// request of each bucket instead of the default half.
-			Options: &eventsv1.ConnectorOptions{SyncInactiveApps: true, SyncCustomRoles: true, RateLimitShare: 1},
-		})
+		_, err = store.Create(ctx, &eventsv1.Connector{Id: id, OktaDomain: domain, CreatedBy: by, Options: opts})
 		if err != nil && !errors.Is(err, connectors.ErrExists) {
 			return err
 		}
 	case err != nil:
 		return err
 	default:
-		// The simulator listens on a new port each start.
-		if _, err := store.Update(ctx, demoConnector, func(c *eventsv1.Connector) error {
-			c.OktaDomain = sim.URL
+		if _, err := store.Update(ctx, id, func(c *eventsv1.Connector) error {
+			c.OktaDomain = domain
 			return nil
 		}); err != nil {
 			return err
 		}
 	}
-	old, _, err := store.Token(ctx, demoConnector)
-	if err == nil && old.Reveal() == sim.Tokens.SuperAdmin {
+	old, _, err := store.Token(ctx, id)
+	if err == nil && old.Reveal() == token.Reveal() {
 		return nil
 	}
 	if err != nil && !errors.Is(err, connectors.ErrNoToken) {
 		return err
 	}
-	_, err = store.SetToken(ctx, demoConnector, telemetry.NewSecret(sim.Tokens.SuperAdmin))
+	_, err = store.SetToken(ctx, id, token)
 	return err
 }
 

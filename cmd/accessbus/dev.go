@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,9 +17,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/accessbus/accessbus/libs/connectors"
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/oktasim"
 	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
+	"github.com/accessbus/accessbus/libs/subjects"
 	"github.com/accessbus/accessbus/libs/telemetry"
 	"github.com/accessbus/accessbus/services/catalog"
 	"github.com/accessbus/accessbus/services/notifier"
@@ -37,6 +41,9 @@ type devOptions struct {
 	demo            bool
 	once            bool
 	demoTimeScale   float64
+	oktaDomain      string
+	oktaTokenFile   string
+	oktaConnector   string
 }
 
 func newDevCmd() *cobra.Command {
@@ -65,6 +72,9 @@ data dir resumes where it stopped.`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a clean shutdown may take")
 	f.BoolVar(&o.demo, "demo", false, "also run the Okta simulator with a generated small org (tokens in <data-dir>/demo-okta.json) and a connector \"demo\" that syncs it")
 	f.Float64Var(&o.demoTimeScale, "demo-time-scale", 1, "with --demo: run the simulator's clock (and the sync's rate budget) this many times faster")
+	f.StringVar(&o.oktaDomain, "okta-domain", "", "also sync this Okta org (such as acme.okta.com) as connector --okta-connector; the API token comes from --okta-token-file or ACCESSBUS_OKTA_TOKEN")
+	f.StringVar(&o.oktaTokenFile, "okta-token-file", "", "file holding the Okta API token for --okta-domain")
+	f.StringVar(&o.oktaConnector, "okta-connector", "okta", "connector id for --okta-domain")
 	f.BoolVar(&o.once, "once", false, "with --demo: exit 0 once the demo connector's first sync is published and consumed, printing one summary line")
 	return cmd
 }
@@ -89,6 +99,18 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 	}
 	if o.once && !o.demo {
 		return errors.New("--once needs --demo: it waits for the demo connector's first sync")
+	}
+	var oktaToken telemetry.Secret
+	if o.oktaDomain != "" {
+		if oktaToken, err = readOktaToken(o); err != nil {
+			return err
+		}
+		if _, err := connectors.OrgURL(o.oktaDomain); err != nil {
+			return fmt.Errorf("--okta-domain: %w", err)
+		}
+		if err := subjects.ValidateConnectorID(o.oktaConnector); err != nil {
+			return fmt.Errorf("--okta-connector: %w", err)
+		}
 	}
 	if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
@@ -205,10 +227,21 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 				return
 			}
 		}
+		if o.oktaDomain != "" {
+			if err := ensureConnector(ctx, deps, key, o.oktaConnector, o.oktaDomain, oktaToken,
+				&eventsv1.ConnectorOptions{SyncInactiveApps: true}, "accessbus dev --okta-domain"); err != nil {
+				log.Error("create the Okta connector", "connector", o.oktaConnector, "err", err)
+				stopDev(fmt.Errorf("create connector %s: %w", o.oktaConnector, err))
+				return
+			}
+		}
 		close(demoReady)
 		fmt.Fprintf(stdout, "accessbus dev ready: http://%s  nats %s  data %s\n", ln.Addr(), natsURL, o.dataDir)
 		if demoLine != "" {
 			fmt.Fprintln(stdout, demoLine)
+		}
+		if o.oktaDomain != "" {
+			fmt.Fprintf(stdout, "connector %s syncs %s: watch it with `accessbus sync status --connector %s --server http://%s`\n", o.oktaConnector, o.oktaDomain, o.oktaConnector, ln.Addr())
 		}
 		if ready != nil {
 			ready(ln.Addr().String(), natsURL)
@@ -244,6 +277,27 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 		return errors.Join(c, err)
 	}
 	return err
+}
+
+// readOktaToken reads the API token of --okta-domain from --okta-token-file
+// or ACCESSBUS_OKTA_TOKEN (never a flag value, which shell history and ps show).
+func readOktaToken(o devOptions) (telemetry.Secret, error) {
+	raw := os.Getenv("ACCESSBUS_OKTA_TOKEN")
+	if o.oktaTokenFile != "" {
+		b, err := os.ReadFile(o.oktaTokenFile)
+		if err != nil {
+			return telemetry.Secret{}, fmt.Errorf("--okta-token-file: %w", err)
+		}
+		raw = string(b)
+	}
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return telemetry.Secret{}, errors.New("--okta-domain needs an API token: put it in a file and pass --okta-token-file, or set ACCESSBUS_OKTA_TOKEN")
+	}
+	if strings.ContainsAny(raw, " \t\n") {
+		return telemetry.Secret{}, errors.New("the Okta API token holds whitespace: give the token alone (without \"SSWS \")")
+	}
+	return telemetry.NewSecret(raw), nil
 }
 
 // secretsKeyFile holds the dev data dir's key for connector tokens.

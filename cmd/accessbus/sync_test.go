@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/accessbus/accessbus/libs/oktasim"
 )
 
 // cli runs one accessbus command and returns its output.
@@ -112,4 +114,91 @@ func TestDemoSyncThroughTheCLI(t *testing.T) {
 	if err := <-errCh; err != nil {
 		t.Fatalf("clean stop: %v", err)
 	}
+}
+
+// TestDevSyncsAnOktaOrgWithAReadOnlyToken: --okta-domain with a read-only
+// admin's token syncs what that role may read and names what it skipped.
+func TestDevSyncsAnOktaOrgWithAReadOnlyToken(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sim, err := oktasim.Start(ctx, oktasim.Config{Profile: "small", Seed: 3, Addr: "127.0.0.1:0", TimeScale: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close(context.Background())
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokenFile, []byte(sim.Tokens.ReadOnlyAdmin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ACCESSBUS_OKTA_TIME_SCALE", "50")
+	ready := make(chan string, 1)
+	errCh := make(chan error, 1)
+	logs := &syncBuffer{}
+	go func() {
+		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second,
+			oktaDomain: sim.URL, oktaTokenFile: tokenFile, oktaConnector: "acme"}, io.Discard, logs, func(h, _ string) { ready <- h })
+	}()
+	var server string
+	select {
+	case h := <-ready:
+		server = "http://" + h
+	case err := <-errCh:
+		t.Fatalf("dev stopped: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev not ready in 60s")
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	var status string
+	for {
+		out, err := cli(t, "sync", "status", "--connector", "acme", "--server", server)
+		if err == nil && strings.Contains(out, "status      connected") && strings.Contains(out, ": completed") {
+			status = out
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connector not connected in 90s: %v\n%s\n%s", err, out, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, want := range []string{"review groups true", "provision groups false", "review apps true", "provision apps false", "review roles false", "skipped role_assignment"} {
+		if !strings.Contains(status, want) {
+			t.Errorf("status lacks %q:\n%s", want, status)
+		}
+	}
+	if strings.Contains(logs.String(), sim.Tokens.ReadOnlyAdmin) {
+		t.Fatal("the Okta token reached the log")
+	}
+	cancel()
+	if err := <-errCh; err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+}
+
+func TestDevRefusesAnOktaOrgWithoutToken(t *testing.T) {
+	t.Setenv("ACCESSBUS_OKTA_TOKEN", "")
+	for _, tc := range []struct {
+		o    devOptions
+		want string
+	}{
+		{devOptions{dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", logLevel: "info", oktaDomain: "acme.okta.com", oktaConnector: "okta"}, "needs an API token"},
+		{devOptions{dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", logLevel: "info", oktaDomain: "acme-admin.okta.com", oktaConnector: "okta", oktaTokenFile: "/dev/null"}, "needs an API token"},
+		{devOptions{dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", logLevel: "info", oktaDomain: "https://acme.okta.com/app", oktaConnector: "okta", oktaTokenFile: writeTemp(t, "00abc")}, "--okta-domain"},
+		{devOptions{dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", logLevel: "info", oktaDomain: "acme.okta.com", oktaConnector: "Bad.Id", oktaTokenFile: writeTemp(t, "00abc")}, "--okta-connector"},
+		{devOptions{dataDir: t.TempDir(), httpAddr: "127.0.0.1:0", logLevel: "info", once: true}, "--once needs --demo"},
+	} {
+		err := runDev(context.Background(), tc.o, io.Discard, io.Discard, nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error with %q", tc.o, err, tc.want)
+		}
+	}
+}
+
+func writeTemp(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
