@@ -55,6 +55,18 @@ func (s *Server) connector(ctx context.Context, id string) (*eventsv1.Connector,
 	return c, nil
 }
 
+// run loads a run ("" is the latest) with the API's error codes.
+func (s *Server) run(ctx context.Context, connector, runID string) (*syncv1.Run, error) {
+	run, err := s.d.Runs.Get(ctx, connector, runID)
+	if errors.Is(err, runs.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	}
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, err)
+	}
+	return run, nil
+}
+
 // TriggerSync implements SyncServiceHandler.
 func (s *Server) TriggerSync(ctx context.Context, req *connect.Request[syncv1.TriggerSyncRequest]) (*connect.Response[syncv1.TriggerSyncResponse], error) {
 	c, err := s.connector(ctx, req.Msg.GetConnectorId())
@@ -81,12 +93,9 @@ func (s *Server) ConfirmRemovals(ctx context.Context, req *connect.Request[syncv
 	if err != nil {
 		return nil, err
 	}
-	run, err := s.d.Runs.Get(ctx, c.GetId(), req.Msg.GetRunId())
-	if errors.Is(err, runs.ErrNotFound) {
-		return nil, connect.NewError(connect.CodeNotFound, err)
-	}
+	run, err := s.run(ctx, c.GetId(), req.Msg.GetRunId())
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, err
 	}
 	if !run.GetRemovalsHeld() {
 		return nil, connect.NewError(connect.CodeFailedPrecondition,
@@ -112,12 +121,9 @@ func (s *Server) GetRun(ctx context.Context, req *connect.Request[syncv1.GetRunR
 	if err != nil {
 		return nil, err
 	}
-	run, err := s.d.Runs.Get(ctx, c.GetId(), req.Msg.GetRunId())
-	if errors.Is(err, runs.ErrNotFound) {
-		return nil, connect.NewError(connect.CodeNotFound, err)
-	}
+	run, err := s.run(ctx, c.GetId(), req.Msg.GetRunId())
 	if err != nil {
-		return nil, connect.NewError(connect.CodeUnavailable, err)
+		return nil, err
 	}
 	return connect.NewResponse(&syncv1.GetRunResponse{Run: run}), nil
 }

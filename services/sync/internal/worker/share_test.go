@@ -8,22 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/accessbus/accessbus/libs/bus"
-	"github.com/accessbus/accessbus/libs/connectors"
-	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	syncv1 "github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1"
 	"github.com/accessbus/accessbus/libs/lease"
 	"github.com/accessbus/accessbus/libs/oktasim"
 	"github.com/accessbus/accessbus/libs/ratelimit"
-	"github.com/accessbus/accessbus/libs/secrets"
-	"github.com/accessbus/accessbus/libs/telemetry"
-	"github.com/accessbus/accessbus/libs/testkit"
 
-	"github.com/accessbus/accessbus/services/sync/internal/runs"
-	"github.com/accessbus/accessbus/services/sync/internal/state"
 	"github.com/accessbus/accessbus/services/sync/internal/worker"
 )
 
@@ -50,38 +39,10 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestHalfShareNeverExceedsHalfInAnyWindow(t *testing.T) {
 	ctx := context.Background()
 	const scale = 100
-	sim, err := oktasim.Start(ctx, oktasim.Config{Profile: "small", Seed: 1, Addr: "127.0.0.1:0", RateLimits: oktasim.Free, TimeScale: scale})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	t.Cleanup(func() {
-		tr.CloseIdleConnections()
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		_ = sim.Close(cctx)
-	})
-	js := testkit.StartNATS(t).JetStream(t)
-	if _, err := bus.DeclareStreams(ctx, js, bus.Streams(bus.StreamOptions{Storage: jetstream.MemoryStorage})...); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := bus.New(js, bus.Options{})
-	key, _ := secrets.NewKey()
-	conns, err := connectors.Open(ctx, js, connectors.Options{Key: key, Storage: jetstream.MemoryStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := state.Open(ctx, js, state.Options{Storage: jetstream.MemoryStorage})
-	rs, _ := runs.Open(ctx, js, runs.Options{Storage: jetstream.MemoryStorage})
-	if _, err := conns.Create(ctx, &eventsv1.Connector{Id: "c1", OktaDomain: sim.URL,
-		Options: &eventsv1.ConnectorOptions{SyncInactiveApps: true, SyncInterval: durationpb.New(time.Hour)}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conns.SetToken(ctx, "c1", telemetry.NewSecret(sim.Tokens.SuperAdmin)); err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{next: tr, at: map[string][]time.Time{}}
-	w, err := worker.New(worker.Deps{Bus: b, Connectors: conns, State: st, Runs: rs, Leases: lease.New(lease.NewMemory(), "t", nil),
+	e := newEnvWith(t, oktasim.Config{Profile: "small", Seed: 1, Addr: "127.0.0.1:0", RateLimits: oktasim.Free, TimeScale: scale})
+	e.connector(t, "c1", e.sim.URL, e.sim.Tokens.SuperAdmin)
+	rec := &recorder{next: e.tr, at: map[string][]time.Time{}}
+	w, err := worker.New(worker.Deps{Bus: e.bus, Connectors: e.conns, State: e.state, Runs: e.runs, Leases: lease.New(e.leases, "t", nil),
 		RateStore: ratelimit.NewMemoryStore()}, worker.Config{ScheduleEvery: -1, TimeScale: scale, HTTPClient: &http.Client{Transport: rec}})
 	if err != nil {
 		t.Fatal(err)

@@ -42,9 +42,14 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
+	return newEnvWith(t, oktasim.Config{Profile: "small", Seed: 1, Addr: "127.0.0.1:0", RateLimits: oktasim.NoLimits})
+}
+
+// newEnvWith serves the simulator with simCfg.
+func newEnvWith(t *testing.T, simCfg oktasim.Config) *env {
 	t.Helper()
 	ctx := context.Background()
-	sim, err := oktasim.Start(ctx, oktasim.Config{Profile: "small", Seed: 1, Addr: "127.0.0.1:0", RateLimits: oktasim.NoLimits})
+	sim, err := oktasim.Start(ctx, simCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
