@@ -34,4 +34,7 @@ if ! redis_answers "$host" "$port"; then
 fi
 
 mapfile -t mods < <(go list -m -f '{{.Dir}}/...')
-exec go test -race -shuffle=on -timeout 20m -count=1 "$@" "${mods[@]}"
+go test -race -shuffle=on -timeout 20m -count=1 "$@" "${mods[@]}"
+# A few seconds of fuzzing of the one parser that reads input from outside
+# (Okta's event hook deliveries), beyond its seed corpus.
+go test -run '^$' -fuzz '^FuzzParse$' -fuzztime 5s ./services/sync/internal/hooks

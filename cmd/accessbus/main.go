@@ -42,5 +42,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newAccessCmd())
 	root.AddCommand(newSyncCmd())
+	root.AddCommand(newHooksCmd())
 	return root
 }

@@ -10,6 +10,9 @@ var (
 	ErrExists = errors.New("connector already exists")
 	// ErrNoToken is returned by Token when no API token is stored.
 	ErrNoToken = errors.New("connector has no API token")
+	// ErrNoHookSecret is returned by HookSecret and HookSecretVersion when
+	// no event hook secret is stored for the connector.
+	ErrNoHookSecret = errors.New("connector has no event hook secret")
 	// ErrNoKey is returned by the token methods of a Store opened without a
 	// secrets key.
 	ErrNoKey = errors.New("no secrets key configured")

@@ -290,8 +290,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if _, _, err := s.get(ctx, id); err != nil {
 		return fmt.Errorf("delete connector: %w", err)
 	}
-	// The token goes first: a record without a token is harmless, a token
+	// The secrets go first: a record without them is harmless, a secret
 	// left behind by a deleted record is not.
+	if err := s.DeleteHookSecret(ctx, id); err != nil {
+		return fmt.Errorf("delete connector %s: %w", id, err)
+	}
 	for _, kv := range []jetstream.KeyValue{s.secrets, s.runs, s.records} {
 		if err := kv.Purge(ctx, id); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("delete connector %s from %s: %w", id, kv.Bucket(), err)

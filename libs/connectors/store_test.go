@@ -508,12 +508,18 @@ func TestSetTokenVersionAboveStored(t *testing.T) {
 	if _, err := e.store.SetToken(ctx, "c1", telemetry.NewSecret(rawToken)); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.store.SetHookSecret(ctx, "c1", telemetry.NewSecret("hook-secret")); err != nil {
+		t.Fatal(err)
+	}
 	// Simulate the lost record update by recreating the record.
 	if err := e.store.Delete(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := e.store.Token(ctx, "c1"); !errors.Is(err, connectors.ErrNoToken) {
 		t.Fatalf("token survived Delete: %v", err)
+	}
+	if _, _, err := e.store.HookSecret(ctx, "c1"); !errors.Is(err, connectors.ErrNoHookSecret) {
+		t.Fatalf("hook secret survived Delete: %v", err)
 	}
 	if err := e.store.Delete(ctx, "c1"); !errors.Is(err, connectors.ErrNotFound) {
 		t.Fatalf("second Delete: %v", err)

@@ -3,18 +3,23 @@ package syncsvc
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/lease"
 	"github.com/accessbus/accessbus/libs/ratelimit"
 	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
 
 	"github.com/accessbus/accessbus/services/sync/internal/api"
+	"github.com/accessbus/accessbus/services/sync/internal/hooks"
 	"github.com/accessbus/accessbus/services/sync/internal/runs"
 	"github.com/accessbus/accessbus/services/sync/internal/state"
 	"github.com/accessbus/accessbus/services/sync/internal/worker"
@@ -141,8 +146,31 @@ func Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	path, h := api.New(api.Deps{Bus: deps.Bus, Connectors: conns, Runs: rs, Leases: leases})
+	hookRegs, err := api.OpenHooks(ctx, js, cfg.StreamReplicas, 0)
+	if err != nil {
+		return err
+	}
+	path, h := api.New(api.Deps{Bus: deps.Bus, Connectors: conns, Runs: rs, Leases: leases,
+		Hooks: hookRegs, Okta: w.OktaClient, HookEventTypes: hooks.HookEventTypes()})
 	deps.Mux.Handle(path, h)
+	// Okta's deliveries are stored before they are answered; the intake
+	// turns them into sync requests.
+	deps.Mux.Handle(hooks.PathPrefix, hooks.NewReceiver(deps.Bus, conns, hooks.ReceiverOptions{Logger: log}))
+	var co hooks.Coalescer
+	sink := hooks.SinkFunc(func(ctx context.Context, connector string, work []hooks.Work) error {
+		return requestTargeted(ctx, deps.Bus, connector, work)
+	})
+	if deps.Redis != nil {
+		if co, err = hooks.NewRedisCoalescer(deps.Redis, "accessbus:hooks:", sink, hooks.CoalescerOptions{}); err != nil {
+			return err
+		}
+	} else {
+		co = hooks.NewMemoryCoalescer(sink, hooks.CoalescerOptions{})
+	}
+	intake, err := hooks.NewIntake(ctx, deps.Bus, co, hooks.IntakeOptions{Replicas: cfg.StreamReplicas, Logger: log})
+	if err != nil {
+		return err
+	}
 	path, h, err = AccessHandler(ctx, js, AccessConfig{
 		Hold:      holdFor(leases, cfg.LeaseTTL),
 		Publisher: deps.Bus,
@@ -162,12 +190,38 @@ func Run(ctx context.Context, deps Deps) error {
 	if err := w.Start(ctx); err != nil {
 		return err
 	}
+	intakeSub, err := intake.Consume(ctx)
+	if err != nil {
+		return err
+	}
 	deps.Health.SetReady(Name, nil)
 	log.Info("sync service ready", "workers", cfg.Workers, "interval", cfg.Interval.String())
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	return w.Stop(stopCtx)
+	return errors.Join(intakeSub.Stop(stopCtx), co.Close(), w.Stop(stopCtx))
+}
+
+// requestTargeted hands coalesced hook work to the sync workers as one
+// targeted request. Its id is derived from the events behind it, so a
+// handoff retried after a crash publishes the same message.
+func requestTargeted(ctx context.Context, b *bus.Bus, connector string, work []hooks.Work) error {
+	req := &eventsv1.SyncRequest{ConnectorId: connector, Mode: eventsv1.SyncMode_SYNC_MODE_TARGETED,
+		RequestedBy: "okta-event-hook"}
+	h := sha256.New()
+	events := 0
+	for _, wk := range work {
+		req.Targets = append(req.Targets, wk.Target)
+		for _, u := range wk.EventUUIDs {
+			h.Write([]byte(u))
+			h.Write([]byte{0})
+			events++
+		}
+	}
+	req.RequestId = "hook-" + hex.EncodeToString(h.Sum(nil))[:32]
+	req.Reason = fmt.Sprintf("%d Okta events on %d targets", events, len(work))
+	_, err := worker.Request(ctx, b, req)
+	return err
 }
 
 // scheduleEvery maps the config's 0 (off) onto the worker's negative.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
@@ -16,6 +17,7 @@ import (
 	syncv1 "github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1"
 	"github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1/syncv1connect"
 	"github.com/accessbus/accessbus/libs/lease"
+	"github.com/accessbus/accessbus/libs/okta"
 	"github.com/accessbus/accessbus/libs/subjects"
 
 	"github.com/accessbus/accessbus/services/sync/internal/runs"
@@ -28,6 +30,12 @@ type Deps struct {
 	Connectors *connectors.Store
 	Runs       *runs.Store
 	Leases     *lease.Manager
+	// Hooks holds event hook registrations (OpenHooks).
+	Hooks jetstream.KeyValue
+	// Okta returns a connector's Okta client (the worker's, on its budget).
+	Okta func(ctx context.Context, c *eventsv1.Connector) (*okta.Client, error)
+	// HookEventTypes are the event types a registered hook subscribes to.
+	HookEventTypes []string
 }
 
 // Server implements syncv1connect.SyncServiceHandler.

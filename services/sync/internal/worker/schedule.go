@@ -9,7 +9,10 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/accessbus/accessbus/libs/bus"
+	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	syncv1 "github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1"
 	"github.com/accessbus/accessbus/libs/subjects"
@@ -20,10 +23,14 @@ import (
 // scheduler is the requested_by of scheduled requests.
 const scheduler = "scheduler"
 
+// scheduleLoop schedules every ScheduleEvery, and at once when a connector
+// record changes (a new connector, a new token), so that a connector syncs
+// as soon as it can instead of at the next tick.
 func (w *Worker) scheduleLoop(ctx context.Context) {
 	defer close(w.stopped)
 	t := time.NewTicker(w.cfg.ScheduleEvery)
 	defer t.Stop()
+	changed := w.watchConnectors(ctx)
 	for {
 		if err := w.Schedule(ctx); err != nil && ctx.Err() == nil {
 			w.log.Warn("schedule sync runs", "err", err)
@@ -32,8 +39,46 @@ func (w *Worker) scheduleLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-changed:
 		}
 	}
+}
+
+// watchConnectors signals (coalesced) every change of a connector record;
+// without a watch the ticker alone schedules.
+func (w *Worker) watchConnectors(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	kv, err := w.d.Bus.JetStream().KeyValue(ctx, connectors.BucketConnectors)
+	if err != nil {
+		w.log.Warn("watch connector records; scheduling on the timer only", "err", err)
+		return out
+	}
+	watcher, err := kv.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+	if err != nil {
+		w.log.Warn("watch connector records; scheduling on the timer only", "err", err)
+		return out
+	}
+	go func() {
+		defer func() { _ = watcher.Stop() }()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-watcher.Updates():
+				if !ok {
+					return
+				}
+				if e == nil {
+					continue
+				}
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // Schedule publishes a full SyncRequest for every connector that has a token

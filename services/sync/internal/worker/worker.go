@@ -310,6 +310,17 @@ func (w *Worker) run(ctx context.Context, conn *eventsv1.Connector, req *eventsv
 	return finish(err)
 }
 
+// OktaClient returns the connector's Okta client, on the connector's rate
+// budget (shared with its sync runs), for calls outside a run such as
+// registering its event hook.
+func (w *Worker) OktaClient(ctx context.Context, conn *eventsv1.Connector) (*okta.Client, error) {
+	c, _, f := w.client(ctx, conn)
+	if f != nil {
+		return nil, f
+	}
+	return c, nil
+}
+
 // client builds the connector's Okta client, or the failure that stops the
 // run before any call: no token, a domain that cannot be an Okta org.
 func (w *Worker) client(ctx context.Context, conn *eventsv1.Connector) (*okta.Client, *ratelimit.Budget, *fullsync.Failure) {

@@ -1050,6 +1050,432 @@ func (x *GetCapabilitiesResponse) GetCapabilities() *v1.Capabilities {
 	return nil
 }
 
+// HookRegistration is a connector's Okta event hook as accessbus recorded it
+// when registering it. The hook's secret is sealed with the connector's
+// secrets, never here.
+type HookRegistration struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connector.
+	ConnectorId string `protobuf:"bytes,1,opt,name=connector_id,json=connectorId,proto3" json:"connector_id,omitempty"`
+	// Okta's event hook id.
+	HookId string `protobuf:"bytes,2,opt,name=hook_id,json=hookId,proto3" json:"hook_id,omitempty"`
+	// Where Okta delivers: accessbus's /hooks/okta/<connector> URL.
+	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	// The event types subscribed.
+	EventTypes []string `protobuf:"bytes,4,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
+	// Version of the hook secret Okta sends in the Authorization header.
+	SecretVersion int64 `protobuf:"varint,5,opt,name=secret_version,json=secretVersion,proto3" json:"secret_version,omitempty"`
+	// When it was registered.
+	RegisteredAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HookRegistration) Reset() {
+	*x = HookRegistration{}
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HookRegistration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HookRegistration) ProtoMessage() {}
+
+func (x *HookRegistration) ProtoReflect() protoreflect.Message {
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HookRegistration.ProtoReflect.Descriptor instead.
+func (*HookRegistration) Descriptor() ([]byte, []int) {
+	return file_accessbus_sync_v1_sync_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *HookRegistration) GetConnectorId() string {
+	if x != nil {
+		return x.ConnectorId
+	}
+	return ""
+}
+
+func (x *HookRegistration) GetHookId() string {
+	if x != nil {
+		return x.HookId
+	}
+	return ""
+}
+
+func (x *HookRegistration) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *HookRegistration) GetEventTypes() []string {
+	if x != nil {
+		return x.EventTypes
+	}
+	return nil
+}
+
+func (x *HookRegistration) GetSecretVersion() int64 {
+	if x != nil {
+		return x.SecretVersion
+	}
+	return 0
+}
+
+func (x *HookRegistration) GetRegisteredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RegisteredAt
+	}
+	return nil
+}
+
+// RegisterHookRequest says where Okta should deliver.
+type RegisterHookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connector.
+	ConnectorId string `protobuf:"bytes,1,opt,name=connector_id,json=connectorId,proto3" json:"connector_id,omitempty"`
+	// The public URL of accessbus's receiver for this connector, such as
+	// https://accessbus.example.com/hooks/okta/<connector>; Okta requires https
+	// except for loopback.
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterHookRequest) Reset() {
+	*x = RegisterHookRequest{}
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterHookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterHookRequest) ProtoMessage() {}
+
+func (x *RegisterHookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterHookRequest.ProtoReflect.Descriptor instead.
+func (*RegisterHookRequest) Descriptor() ([]byte, []int) {
+	return file_accessbus_sync_v1_sync_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RegisterHookRequest) GetConnectorId() string {
+	if x != nil {
+		return x.ConnectorId
+	}
+	return ""
+}
+
+func (x *RegisterHookRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+// RegisterHookResponse tells what Okta now has.
+type RegisterHookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration.
+	Registration *HookRegistration `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	// ACTIVE or INACTIVE, as Okta says.
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// VERIFIED once Okta's challenge was answered, else UNVERIFIED.
+	VerificationStatus string `protobuf:"bytes,3,opt,name=verification_status,json=verificationStatus,proto3" json:"verification_status,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *RegisterHookResponse) Reset() {
+	*x = RegisterHookResponse{}
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterHookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterHookResponse) ProtoMessage() {}
+
+func (x *RegisterHookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterHookResponse.ProtoReflect.Descriptor instead.
+func (*RegisterHookResponse) Descriptor() ([]byte, []int) {
+	return file_accessbus_sync_v1_sync_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RegisterHookResponse) GetRegistration() *HookRegistration {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+func (x *RegisterHookResponse) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *RegisterHookResponse) GetVerificationStatus() string {
+	if x != nil {
+		return x.VerificationStatus
+	}
+	return ""
+}
+
+// GetHookRequest names the connector.
+type GetHookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connector.
+	ConnectorId   string `protobuf:"bytes,1,opt,name=connector_id,json=connectorId,proto3" json:"connector_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHookRequest) Reset() {
+	*x = GetHookRequest{}
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHookRequest) ProtoMessage() {}
+
+func (x *GetHookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHookRequest.ProtoReflect.Descriptor instead.
+func (*GetHookRequest) Descriptor() ([]byte, []int) {
+	return file_accessbus_sync_v1_sync_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetHookRequest) GetConnectorId() string {
+	if x != nil {
+		return x.ConnectorId
+	}
+	return ""
+}
+
+// GetHookResponse tells where the connector's hook stands.
+type GetHookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration; absent when none.
+	Registration *HookRegistration `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	// As Okta says now; empty when Okta could not be asked (see problem).
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// As Okta says now.
+	VerificationStatus string `protobuf:"bytes,3,opt,name=verification_status,json=verificationStatus,proto3" json:"verification_status,omitempty"`
+	// What is wrong, for a person: the hook is gone from Okta, inactive,
+	// unverified, or Okta could not be asked; empty when all is well.
+	Problem       string `protobuf:"bytes,4,opt,name=problem,proto3" json:"problem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetHookResponse) Reset() {
+	*x = GetHookResponse{}
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetHookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetHookResponse) ProtoMessage() {}
+
+func (x *GetHookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetHookResponse.ProtoReflect.Descriptor instead.
+func (*GetHookResponse) Descriptor() ([]byte, []int) {
+	return file_accessbus_sync_v1_sync_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetHookResponse) GetRegistration() *HookRegistration {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+func (x *GetHookResponse) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *GetHookResponse) GetVerificationStatus() string {
+	if x != nil {
+		return x.VerificationStatus
+	}
+	return ""
+}
+
+func (x *GetHookResponse) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+// UnregisterHookRequest names the connector.
+type UnregisterHookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connector.
+	ConnectorId   string `protobuf:"bytes,1,opt,name=connector_id,json=connectorId,proto3" json:"connector_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnregisterHookRequest) Reset() {
+	*x = UnregisterHookRequest{}
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnregisterHookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnregisterHookRequest) ProtoMessage() {}
+
+func (x *UnregisterHookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnregisterHookRequest.ProtoReflect.Descriptor instead.
+func (*UnregisterHookRequest) Descriptor() ([]byte, []int) {
+	return file_accessbus_sync_v1_sync_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UnregisterHookRequest) GetConnectorId() string {
+	if x != nil {
+		return x.ConnectorId
+	}
+	return ""
+}
+
+// UnregisterHookResponse confirms the removal.
+type UnregisterHookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hook that was removed.
+	HookId        string `protobuf:"bytes,1,opt,name=hook_id,json=hookId,proto3" json:"hook_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnregisterHookResponse) Reset() {
+	*x = UnregisterHookResponse{}
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnregisterHookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnregisterHookResponse) ProtoMessage() {}
+
+func (x *UnregisterHookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnregisterHookResponse.ProtoReflect.Descriptor instead.
+func (*UnregisterHookResponse) Descriptor() ([]byte, []int) {
+	return file_accessbus_sync_v1_sync_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UnregisterHookResponse) GetHookId() string {
+	if x != nil {
+		return x.HookId
+	}
+	return ""
+}
+
 var File_accessbus_sync_v1_sync_proto protoreflect.FileDescriptor
 
 const file_accessbus_sync_v1_sync_proto_rawDesc = "" +
@@ -1134,19 +1560,48 @@ const file_accessbus_sync_v1_sync_proto_rawDesc = "" +
 	"\x16GetCapabilitiesRequest\x12!\n" +
 	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\"`\n" +
 	"\x17GetCapabilitiesResponse\x12E\n" +
-	"\fcapabilities\x18\x01 \x01(\v2!.accessbus.events.v1.CapabilitiesR\fcapabilities*k\n" +
+	"\fcapabilities\x18\x01 \x01(\v2!.accessbus.events.v1.CapabilitiesR\fcapabilities\"\xe9\x01\n" +
+	"\x10HookRegistration\x12!\n" +
+	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\x12\x17\n" +
+	"\ahook_id\x18\x02 \x01(\tR\x06hookId\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12\x1f\n" +
+	"\vevent_types\x18\x04 \x03(\tR\n" +
+	"eventTypes\x12%\n" +
+	"\x0esecret_version\x18\x05 \x01(\x03R\rsecretVersion\x12?\n" +
+	"\rregistered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\"J\n" +
+	"\x13RegisterHookRequest\x12!\n" +
+	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\"\xa8\x01\n" +
+	"\x14RegisterHookResponse\x12G\n" +
+	"\fregistration\x18\x01 \x01(\v2#.accessbus.sync.v1.HookRegistrationR\fregistration\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12/\n" +
+	"\x13verification_status\x18\x03 \x01(\tR\x12verificationStatus\"3\n" +
+	"\x0eGetHookRequest\x12!\n" +
+	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\"\xbd\x01\n" +
+	"\x0fGetHookResponse\x12G\n" +
+	"\fregistration\x18\x01 \x01(\v2#.accessbus.sync.v1.HookRegistrationR\fregistration\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12/\n" +
+	"\x13verification_status\x18\x03 \x01(\tR\x12verificationStatus\x12\x18\n" +
+	"\aproblem\x18\x04 \x01(\tR\aproblem\":\n" +
+	"\x15UnregisterHookRequest\x12!\n" +
+	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\"1\n" +
+	"\x16UnregisterHookResponse\x12\x17\n" +
+	"\ahook_id\x18\x01 \x01(\tR\x06hookId*k\n" +
 	"\bRunState\x12\x19\n" +
 	"\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11RUN_STATE_RUNNING\x10\x01\x12\x17\n" +
 	"\x13RUN_STATE_COMPLETED\x10\x02\x12\x14\n" +
-	"\x10RUN_STATE_FAILED\x10\x032\xc7\x04\n" +
+	"\x10RUN_STATE_FAILED\x10\x032\xe7\x06\n" +
 	"\vSyncService\x12^\n" +
 	"\vTriggerSync\x12%.accessbus.sync.v1.TriggerSyncRequest\x1a&.accessbus.sync.v1.TriggerSyncResponse\"\x00\x12j\n" +
 	"\x0fConfirmRemovals\x12).accessbus.sync.v1.ConfirmRemovalsRequest\x1a*.accessbus.sync.v1.ConfirmRemovalsResponse\"\x00\x12O\n" +
 	"\x06GetRun\x12 .accessbus.sync.v1.GetRunRequest\x1a!.accessbus.sync.v1.GetRunResponse\"\x00\x12U\n" +
 	"\bListRuns\x12\".accessbus.sync.v1.ListRunsRequest\x1a#.accessbus.sync.v1.ListRunsResponse\"\x00\x12X\n" +
 	"\tGetStatus\x12#.accessbus.sync.v1.GetStatusRequest\x1a$.accessbus.sync.v1.GetStatusResponse\"\x00\x12j\n" +
-	"\x0fGetCapabilities\x12).accessbus.sync.v1.GetCapabilitiesRequest\x1a*.accessbus.sync.v1.GetCapabilitiesResponse\"\x00B\xca\x01\n" +
+	"\x0fGetCapabilities\x12).accessbus.sync.v1.GetCapabilitiesRequest\x1a*.accessbus.sync.v1.GetCapabilitiesResponse\"\x00\x12a\n" +
+	"\fRegisterHook\x12&.accessbus.sync.v1.RegisterHookRequest\x1a'.accessbus.sync.v1.RegisterHookResponse\"\x00\x12R\n" +
+	"\aGetHook\x12!.accessbus.sync.v1.GetHookRequest\x1a\".accessbus.sync.v1.GetHookResponse\"\x00\x12g\n" +
+	"\x0eUnregisterHook\x12(.accessbus.sync.v1.UnregisterHookRequest\x1a).accessbus.sync.v1.UnregisterHookResponse\"\x00B\xca\x01\n" +
 	"\x15com.accessbus.sync.v1B\tSyncProtoP\x01Z@github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1;syncv1\xa2\x02\x03ASX\xaa\x02\x11Accessbus.Sync.V1\xca\x02\x11Accessbus\\Sync\\V1\xe2\x02\x1dAccessbus\\Sync\\V1\\GPBMetadata\xea\x02\x13Accessbus::Sync::V1b\x06proto3"
 
 var (
@@ -1162,7 +1617,7 @@ func file_accessbus_sync_v1_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_accessbus_sync_v1_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_accessbus_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_accessbus_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_accessbus_sync_v1_sync_proto_goTypes = []any{
 	(RunState)(0),                   // 0: accessbus.sync.v1.RunState
 	(*LogLine)(nil),                 // 1: accessbus.sync.v1.LogLine
@@ -1179,54 +1634,70 @@ var file_accessbus_sync_v1_sync_proto_goTypes = []any{
 	(*GetStatusResponse)(nil),       // 12: accessbus.sync.v1.GetStatusResponse
 	(*GetCapabilitiesRequest)(nil),  // 13: accessbus.sync.v1.GetCapabilitiesRequest
 	(*GetCapabilitiesResponse)(nil), // 14: accessbus.sync.v1.GetCapabilitiesResponse
-	nil,                             // 15: accessbus.sync.v1.LogLine.AttrsEntry
-	nil,                             // 16: accessbus.sync.v1.Run.ApiCallsEntry
-	(*timestamppb.Timestamp)(nil),   // 17: google.protobuf.Timestamp
-	(v1.SyncMode)(0),                // 18: accessbus.events.v1.SyncMode
-	(*durationpb.Duration)(nil),     // 19: google.protobuf.Duration
-	(*v1.ResourceKindCounts)(nil),   // 20: accessbus.events.v1.ResourceKindCounts
-	(*v1.GrantKindCounts)(nil),      // 21: accessbus.events.v1.GrantKindCounts
-	(*v1.SkippedPart)(nil),          // 22: accessbus.events.v1.SkippedPart
-	(v1.SyncFailureReason)(0),       // 23: accessbus.events.v1.SyncFailureReason
-	(*v1.Connector)(nil),            // 24: accessbus.events.v1.Connector
-	(*v1.Capabilities)(nil),         // 25: accessbus.events.v1.Capabilities
+	(*HookRegistration)(nil),        // 15: accessbus.sync.v1.HookRegistration
+	(*RegisterHookRequest)(nil),     // 16: accessbus.sync.v1.RegisterHookRequest
+	(*RegisterHookResponse)(nil),    // 17: accessbus.sync.v1.RegisterHookResponse
+	(*GetHookRequest)(nil),          // 18: accessbus.sync.v1.GetHookRequest
+	(*GetHookResponse)(nil),         // 19: accessbus.sync.v1.GetHookResponse
+	(*UnregisterHookRequest)(nil),   // 20: accessbus.sync.v1.UnregisterHookRequest
+	(*UnregisterHookResponse)(nil),  // 21: accessbus.sync.v1.UnregisterHookResponse
+	nil,                             // 22: accessbus.sync.v1.LogLine.AttrsEntry
+	nil,                             // 23: accessbus.sync.v1.Run.ApiCallsEntry
+	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
+	(v1.SyncMode)(0),                // 25: accessbus.events.v1.SyncMode
+	(*durationpb.Duration)(nil),     // 26: google.protobuf.Duration
+	(*v1.ResourceKindCounts)(nil),   // 27: accessbus.events.v1.ResourceKindCounts
+	(*v1.GrantKindCounts)(nil),      // 28: accessbus.events.v1.GrantKindCounts
+	(*v1.SkippedPart)(nil),          // 29: accessbus.events.v1.SkippedPart
+	(v1.SyncFailureReason)(0),       // 30: accessbus.events.v1.SyncFailureReason
+	(*v1.Connector)(nil),            // 31: accessbus.events.v1.Connector
+	(*v1.Capabilities)(nil),         // 32: accessbus.events.v1.Capabilities
 }
 var file_accessbus_sync_v1_sync_proto_depIdxs = []int32{
-	17, // 0: accessbus.sync.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	15, // 1: accessbus.sync.v1.LogLine.attrs:type_name -> accessbus.sync.v1.LogLine.AttrsEntry
-	18, // 2: accessbus.sync.v1.Run.mode:type_name -> accessbus.events.v1.SyncMode
+	24, // 0: accessbus.sync.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	22, // 1: accessbus.sync.v1.LogLine.attrs:type_name -> accessbus.sync.v1.LogLine.AttrsEntry
+	25, // 2: accessbus.sync.v1.Run.mode:type_name -> accessbus.events.v1.SyncMode
 	0,  // 3: accessbus.sync.v1.Run.state:type_name -> accessbus.sync.v1.RunState
-	17, // 4: accessbus.sync.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	17, // 5: accessbus.sync.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	19, // 6: accessbus.sync.v1.Run.duration:type_name -> google.protobuf.Duration
-	20, // 7: accessbus.sync.v1.Run.resources:type_name -> accessbus.events.v1.ResourceKindCounts
-	21, // 8: accessbus.sync.v1.Run.grants:type_name -> accessbus.events.v1.GrantKindCounts
-	16, // 9: accessbus.sync.v1.Run.api_calls:type_name -> accessbus.sync.v1.Run.ApiCallsEntry
-	22, // 10: accessbus.sync.v1.Run.skipped:type_name -> accessbus.events.v1.SkippedPart
-	23, // 11: accessbus.sync.v1.Run.failure_reason:type_name -> accessbus.events.v1.SyncFailureReason
+	24, // 4: accessbus.sync.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	24, // 5: accessbus.sync.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	26, // 6: accessbus.sync.v1.Run.duration:type_name -> google.protobuf.Duration
+	27, // 7: accessbus.sync.v1.Run.resources:type_name -> accessbus.events.v1.ResourceKindCounts
+	28, // 8: accessbus.sync.v1.Run.grants:type_name -> accessbus.events.v1.GrantKindCounts
+	23, // 9: accessbus.sync.v1.Run.api_calls:type_name -> accessbus.sync.v1.Run.ApiCallsEntry
+	29, // 10: accessbus.sync.v1.Run.skipped:type_name -> accessbus.events.v1.SkippedPart
+	30, // 11: accessbus.sync.v1.Run.failure_reason:type_name -> accessbus.events.v1.SyncFailureReason
 	1,  // 12: accessbus.sync.v1.Run.log:type_name -> accessbus.sync.v1.LogLine
 	2,  // 13: accessbus.sync.v1.GetRunResponse.run:type_name -> accessbus.sync.v1.Run
 	2,  // 14: accessbus.sync.v1.ListRunsResponse.runs:type_name -> accessbus.sync.v1.Run
-	24, // 15: accessbus.sync.v1.GetStatusResponse.connector:type_name -> accessbus.events.v1.Connector
+	31, // 15: accessbus.sync.v1.GetStatusResponse.connector:type_name -> accessbus.events.v1.Connector
 	2,  // 16: accessbus.sync.v1.GetStatusResponse.latest_run:type_name -> accessbus.sync.v1.Run
-	25, // 17: accessbus.sync.v1.GetCapabilitiesResponse.capabilities:type_name -> accessbus.events.v1.Capabilities
-	3,  // 18: accessbus.sync.v1.SyncService.TriggerSync:input_type -> accessbus.sync.v1.TriggerSyncRequest
-	5,  // 19: accessbus.sync.v1.SyncService.ConfirmRemovals:input_type -> accessbus.sync.v1.ConfirmRemovalsRequest
-	7,  // 20: accessbus.sync.v1.SyncService.GetRun:input_type -> accessbus.sync.v1.GetRunRequest
-	9,  // 21: accessbus.sync.v1.SyncService.ListRuns:input_type -> accessbus.sync.v1.ListRunsRequest
-	11, // 22: accessbus.sync.v1.SyncService.GetStatus:input_type -> accessbus.sync.v1.GetStatusRequest
-	13, // 23: accessbus.sync.v1.SyncService.GetCapabilities:input_type -> accessbus.sync.v1.GetCapabilitiesRequest
-	4,  // 24: accessbus.sync.v1.SyncService.TriggerSync:output_type -> accessbus.sync.v1.TriggerSyncResponse
-	6,  // 25: accessbus.sync.v1.SyncService.ConfirmRemovals:output_type -> accessbus.sync.v1.ConfirmRemovalsResponse
-	8,  // 26: accessbus.sync.v1.SyncService.GetRun:output_type -> accessbus.sync.v1.GetRunResponse
-	10, // 27: accessbus.sync.v1.SyncService.ListRuns:output_type -> accessbus.sync.v1.ListRunsResponse
-	12, // 28: accessbus.sync.v1.SyncService.GetStatus:output_type -> accessbus.sync.v1.GetStatusResponse
-	14, // 29: accessbus.sync.v1.SyncService.GetCapabilities:output_type -> accessbus.sync.v1.GetCapabilitiesResponse
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	32, // 17: accessbus.sync.v1.GetCapabilitiesResponse.capabilities:type_name -> accessbus.events.v1.Capabilities
+	24, // 18: accessbus.sync.v1.HookRegistration.registered_at:type_name -> google.protobuf.Timestamp
+	15, // 19: accessbus.sync.v1.RegisterHookResponse.registration:type_name -> accessbus.sync.v1.HookRegistration
+	15, // 20: accessbus.sync.v1.GetHookResponse.registration:type_name -> accessbus.sync.v1.HookRegistration
+	3,  // 21: accessbus.sync.v1.SyncService.TriggerSync:input_type -> accessbus.sync.v1.TriggerSyncRequest
+	5,  // 22: accessbus.sync.v1.SyncService.ConfirmRemovals:input_type -> accessbus.sync.v1.ConfirmRemovalsRequest
+	7,  // 23: accessbus.sync.v1.SyncService.GetRun:input_type -> accessbus.sync.v1.GetRunRequest
+	9,  // 24: accessbus.sync.v1.SyncService.ListRuns:input_type -> accessbus.sync.v1.ListRunsRequest
+	11, // 25: accessbus.sync.v1.SyncService.GetStatus:input_type -> accessbus.sync.v1.GetStatusRequest
+	13, // 26: accessbus.sync.v1.SyncService.GetCapabilities:input_type -> accessbus.sync.v1.GetCapabilitiesRequest
+	16, // 27: accessbus.sync.v1.SyncService.RegisterHook:input_type -> accessbus.sync.v1.RegisterHookRequest
+	18, // 28: accessbus.sync.v1.SyncService.GetHook:input_type -> accessbus.sync.v1.GetHookRequest
+	20, // 29: accessbus.sync.v1.SyncService.UnregisterHook:input_type -> accessbus.sync.v1.UnregisterHookRequest
+	4,  // 30: accessbus.sync.v1.SyncService.TriggerSync:output_type -> accessbus.sync.v1.TriggerSyncResponse
+	6,  // 31: accessbus.sync.v1.SyncService.ConfirmRemovals:output_type -> accessbus.sync.v1.ConfirmRemovalsResponse
+	8,  // 32: accessbus.sync.v1.SyncService.GetRun:output_type -> accessbus.sync.v1.GetRunResponse
+	10, // 33: accessbus.sync.v1.SyncService.ListRuns:output_type -> accessbus.sync.v1.ListRunsResponse
+	12, // 34: accessbus.sync.v1.SyncService.GetStatus:output_type -> accessbus.sync.v1.GetStatusResponse
+	14, // 35: accessbus.sync.v1.SyncService.GetCapabilities:output_type -> accessbus.sync.v1.GetCapabilitiesResponse
+	17, // 36: accessbus.sync.v1.SyncService.RegisterHook:output_type -> accessbus.sync.v1.RegisterHookResponse
+	19, // 37: accessbus.sync.v1.SyncService.GetHook:output_type -> accessbus.sync.v1.GetHookResponse
+	21, // 38: accessbus.sync.v1.SyncService.UnregisterHook:output_type -> accessbus.sync.v1.UnregisterHookResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_accessbus_sync_v1_sync_proto_init() }
@@ -1240,7 +1711,7 @@ func file_accessbus_sync_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_accessbus_sync_v1_sync_proto_rawDesc), len(file_accessbus_sync_v1_sync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -47,6 +47,14 @@ const (
 	// SyncServiceGetCapabilitiesProcedure is the fully-qualified name of the SyncService's
 	// GetCapabilities RPC.
 	SyncServiceGetCapabilitiesProcedure = "/accessbus.sync.v1.SyncService/GetCapabilities"
+	// SyncServiceRegisterHookProcedure is the fully-qualified name of the SyncService's RegisterHook
+	// RPC.
+	SyncServiceRegisterHookProcedure = "/accessbus.sync.v1.SyncService/RegisterHook"
+	// SyncServiceGetHookProcedure is the fully-qualified name of the SyncService's GetHook RPC.
+	SyncServiceGetHookProcedure = "/accessbus.sync.v1.SyncService/GetHook"
+	// SyncServiceUnregisterHookProcedure is the fully-qualified name of the SyncService's
+	// UnregisterHook RPC.
+	SyncServiceUnregisterHookProcedure = "/accessbus.sync.v1.SyncService/UnregisterHook"
 )
 
 // SyncServiceClient is a client for the accessbus.sync.v1.SyncService service.
@@ -66,6 +74,13 @@ type SyncServiceClient interface {
 	GetStatus(context.Context, *connect.Request[v1.GetStatusRequest]) (*connect.Response[v1.GetStatusResponse], error)
 	// GetCapabilities returns what the connector's token may do, as last probed.
 	GetCapabilities(context.Context, *connect.Request[v1.GetCapabilitiesRequest]) (*connect.Response[v1.GetCapabilitiesResponse], error)
+	// RegisterHook creates an Okta event hook for the connector's governance
+	// event types with a new secret, activates it and has Okta verify it.
+	RegisterHook(context.Context, *connect.Request[v1.RegisterHookRequest]) (*connect.Response[v1.RegisterHookResponse], error)
+	// GetHook returns the connector's event hook as Okta and accessbus see it.
+	GetHook(context.Context, *connect.Request[v1.GetHookRequest]) (*connect.Response[v1.GetHookResponse], error)
+	// UnregisterHook deactivates and deletes the connector's event hook.
+	UnregisterHook(context.Context, *connect.Request[v1.UnregisterHookRequest]) (*connect.Response[v1.UnregisterHookResponse], error)
 }
 
 // NewSyncServiceClient constructs a client for the accessbus.sync.v1.SyncService service. By
@@ -115,6 +130,24 @@ func NewSyncServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(syncServiceMethods.ByName("GetCapabilities")),
 			connect.WithClientOptions(opts...),
 		),
+		registerHook: connect.NewClient[v1.RegisterHookRequest, v1.RegisterHookResponse](
+			httpClient,
+			baseURL+SyncServiceRegisterHookProcedure,
+			connect.WithSchema(syncServiceMethods.ByName("RegisterHook")),
+			connect.WithClientOptions(opts...),
+		),
+		getHook: connect.NewClient[v1.GetHookRequest, v1.GetHookResponse](
+			httpClient,
+			baseURL+SyncServiceGetHookProcedure,
+			connect.WithSchema(syncServiceMethods.ByName("GetHook")),
+			connect.WithClientOptions(opts...),
+		),
+		unregisterHook: connect.NewClient[v1.UnregisterHookRequest, v1.UnregisterHookResponse](
+			httpClient,
+			baseURL+SyncServiceUnregisterHookProcedure,
+			connect.WithSchema(syncServiceMethods.ByName("UnregisterHook")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -126,6 +159,9 @@ type syncServiceClient struct {
 	listRuns        *connect.Client[v1.ListRunsRequest, v1.ListRunsResponse]
 	getStatus       *connect.Client[v1.GetStatusRequest, v1.GetStatusResponse]
 	getCapabilities *connect.Client[v1.GetCapabilitiesRequest, v1.GetCapabilitiesResponse]
+	registerHook    *connect.Client[v1.RegisterHookRequest, v1.RegisterHookResponse]
+	getHook         *connect.Client[v1.GetHookRequest, v1.GetHookResponse]
+	unregisterHook  *connect.Client[v1.UnregisterHookRequest, v1.UnregisterHookResponse]
 }
 
 // TriggerSync calls accessbus.sync.v1.SyncService.TriggerSync.
@@ -158,6 +194,21 @@ func (c *syncServiceClient) GetCapabilities(ctx context.Context, req *connect.Re
 	return c.getCapabilities.CallUnary(ctx, req)
 }
 
+// RegisterHook calls accessbus.sync.v1.SyncService.RegisterHook.
+func (c *syncServiceClient) RegisterHook(ctx context.Context, req *connect.Request[v1.RegisterHookRequest]) (*connect.Response[v1.RegisterHookResponse], error) {
+	return c.registerHook.CallUnary(ctx, req)
+}
+
+// GetHook calls accessbus.sync.v1.SyncService.GetHook.
+func (c *syncServiceClient) GetHook(ctx context.Context, req *connect.Request[v1.GetHookRequest]) (*connect.Response[v1.GetHookResponse], error) {
+	return c.getHook.CallUnary(ctx, req)
+}
+
+// UnregisterHook calls accessbus.sync.v1.SyncService.UnregisterHook.
+func (c *syncServiceClient) UnregisterHook(ctx context.Context, req *connect.Request[v1.UnregisterHookRequest]) (*connect.Response[v1.UnregisterHookResponse], error) {
+	return c.unregisterHook.CallUnary(ctx, req)
+}
+
 // SyncServiceHandler is an implementation of the accessbus.sync.v1.SyncService service.
 type SyncServiceHandler interface {
 	// TriggerSync asks for a full sync of a connector now. It publishes a
@@ -175,6 +226,13 @@ type SyncServiceHandler interface {
 	GetStatus(context.Context, *connect.Request[v1.GetStatusRequest]) (*connect.Response[v1.GetStatusResponse], error)
 	// GetCapabilities returns what the connector's token may do, as last probed.
 	GetCapabilities(context.Context, *connect.Request[v1.GetCapabilitiesRequest]) (*connect.Response[v1.GetCapabilitiesResponse], error)
+	// RegisterHook creates an Okta event hook for the connector's governance
+	// event types with a new secret, activates it and has Okta verify it.
+	RegisterHook(context.Context, *connect.Request[v1.RegisterHookRequest]) (*connect.Response[v1.RegisterHookResponse], error)
+	// GetHook returns the connector's event hook as Okta and accessbus see it.
+	GetHook(context.Context, *connect.Request[v1.GetHookRequest]) (*connect.Response[v1.GetHookResponse], error)
+	// UnregisterHook deactivates and deletes the connector's event hook.
+	UnregisterHook(context.Context, *connect.Request[v1.UnregisterHookRequest]) (*connect.Response[v1.UnregisterHookResponse], error)
 }
 
 // NewSyncServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -220,6 +278,24 @@ func NewSyncServiceHandler(svc SyncServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(syncServiceMethods.ByName("GetCapabilities")),
 		connect.WithHandlerOptions(opts...),
 	)
+	syncServiceRegisterHookHandler := connect.NewUnaryHandler(
+		SyncServiceRegisterHookProcedure,
+		svc.RegisterHook,
+		connect.WithSchema(syncServiceMethods.ByName("RegisterHook")),
+		connect.WithHandlerOptions(opts...),
+	)
+	syncServiceGetHookHandler := connect.NewUnaryHandler(
+		SyncServiceGetHookProcedure,
+		svc.GetHook,
+		connect.WithSchema(syncServiceMethods.ByName("GetHook")),
+		connect.WithHandlerOptions(opts...),
+	)
+	syncServiceUnregisterHookHandler := connect.NewUnaryHandler(
+		SyncServiceUnregisterHookProcedure,
+		svc.UnregisterHook,
+		connect.WithSchema(syncServiceMethods.ByName("UnregisterHook")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/accessbus.sync.v1.SyncService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SyncServiceTriggerSyncProcedure:
@@ -234,6 +310,12 @@ func NewSyncServiceHandler(svc SyncServiceHandler, opts ...connect.HandlerOption
 			syncServiceGetStatusHandler.ServeHTTP(w, r)
 		case SyncServiceGetCapabilitiesProcedure:
 			syncServiceGetCapabilitiesHandler.ServeHTTP(w, r)
+		case SyncServiceRegisterHookProcedure:
+			syncServiceRegisterHookHandler.ServeHTTP(w, r)
+		case SyncServiceGetHookProcedure:
+			syncServiceGetHookHandler.ServeHTTP(w, r)
+		case SyncServiceUnregisterHookProcedure:
+			syncServiceUnregisterHookHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -265,4 +347,16 @@ func (UnimplementedSyncServiceHandler) GetStatus(context.Context, *connect.Reque
 
 func (UnimplementedSyncServiceHandler) GetCapabilities(context.Context, *connect.Request[v1.GetCapabilitiesRequest]) (*connect.Response[v1.GetCapabilitiesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("accessbus.sync.v1.SyncService.GetCapabilities is not implemented"))
+}
+
+func (UnimplementedSyncServiceHandler) RegisterHook(context.Context, *connect.Request[v1.RegisterHookRequest]) (*connect.Response[v1.RegisterHookResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("accessbus.sync.v1.SyncService.RegisterHook is not implemented"))
+}
+
+func (UnimplementedSyncServiceHandler) GetHook(context.Context, *connect.Request[v1.GetHookRequest]) (*connect.Response[v1.GetHookResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("accessbus.sync.v1.SyncService.GetHook is not implemented"))
+}
+
+func (UnimplementedSyncServiceHandler) UnregisterHook(context.Context, *connect.Request[v1.UnregisterHookRequest]) (*connect.Response[v1.UnregisterHookResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("accessbus.sync.v1.SyncService.UnregisterHook is not implemented"))
 }
