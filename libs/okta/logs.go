@@ -18,13 +18,17 @@ type LogEvent struct {
 	Published time.Time
 	EventType string
 	Targets   []LogTarget
+	// Outcome is the event's outcome.result: SUCCESS, FAILURE, SKIPPED, ...
+	Outcome string
 }
 
 // LogTarget is one target of a LogEvent: Type is User, UserGroup,
 // AppInstance, AppUser, CUSTOM_ROLE, RESOURCE_SET, ...
 type LogTarget struct {
-	ID   string
-	Type string
+	ID          string
+	Type        string
+	AlternateID string
+	DisplayName string
 }
 
 // ListLogsOptions select the events ListLogs returns.
@@ -58,15 +62,20 @@ type wireLogEvent struct {
 	Published time.Time `json:"published"`
 	EventType string    `json:"eventType"`
 	Target    []struct {
-		ID   string `json:"id"`
-		Type string `json:"type"`
+		ID          string `json:"id"`
+		Type        string `json:"type"`
+		AlternateID string `json:"alternateId"`
+		DisplayName string `json:"displayName"`
 	} `json:"target"`
+	Outcome struct {
+		Result string `json:"result"`
+	} `json:"outcome"`
 }
 
 func (w wireLogEvent) event() LogEvent {
-	ev := LogEvent{UUID: w.UUID, Published: w.Published, EventType: w.EventType}
+	ev := LogEvent{UUID: w.UUID, Published: w.Published, EventType: w.EventType, Outcome: w.Outcome.Result}
 	for _, t := range w.Target {
-		ev.Targets = append(ev.Targets, LogTarget{ID: t.ID, Type: t.Type})
+		ev.Targets = append(ev.Targets, LogTarget{ID: t.ID, Type: t.Type, AlternateID: t.AlternateID, DisplayName: t.DisplayName})
 	}
 	return ev
 }

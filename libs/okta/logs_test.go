@@ -48,8 +48,11 @@ func TestListLogsAndServerTime(t *testing.T) {
 	if len(evs) != 1 || evs[0].EventType != "group.user_membership.add" || evs[0].UUID == "" {
 		t.Fatalf("events %+v", evs)
 	}
-	if !slices.Contains(evs[0].Targets, LogTarget{ID: g.ID, Type: "UserGroup"}) || !slices.Contains(evs[0].Targets, LogTarget{ID: users[0].ID, Type: "User"}) {
-		t.Fatalf("targets %+v", evs[0].Targets)
+	has := func(id, typ string) bool {
+		return slices.ContainsFunc(evs[0].Targets, func(tg LogTarget) bool { return tg.ID == id && tg.Type == typ && tg.DisplayName != "" })
+	}
+	if !has(g.ID, "UserGroup") || !has(users[0].ID, "User") || evs[0].Outcome != "SUCCESS" {
+		t.Fatalf("targets %+v, outcome %q", evs[0].Targets, evs[0].Outcome)
 	}
 	// A filter Okta refuses is invalid input, never an empty log.
 	err = c.ListLogs(ctx, ListLogsOptions{Since: caps.ServerTime, Until: until, Filter: `nonsense`}, func([]LogEvent) error { return nil })

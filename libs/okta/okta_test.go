@@ -138,6 +138,15 @@ func TestListsMatchTheOrg(t *testing.T) {
 			t.Errorf("group %s: %d members listed, usersCount %d", g.ID, len(ms), *g.UsersCount)
 		}
 		members += len(ms)
+		ids := collect(t, func(f func([]string) error) error { return c.ListGroupMemberIDs(ctx, g.ID, f) })
+		if len(ids) != len(ms) {
+			t.Fatalf("group %s: %d member ids, %d members", g.ID, len(ids), len(ms))
+		}
+		for i := range ids {
+			if ids[i] != ms[i].ID {
+				t.Fatalf("group %s: member id %d is %q, member %q", g.ID, i, ids[i], ms[i].ID)
+			}
+		}
 	}
 	if members != sum.Memberships {
 		t.Errorf("memberships: got %d, want %d", members, sum.Memberships)
@@ -248,6 +257,26 @@ func TestPagingFollowsEveryPage(t *testing.T) {
 	if err != nil || pages < 2 || n < 2 {
 		t.Fatalf("body paging: %d assignees in %d pages, err %v", n, pages, err)
 	}
+	var big Group
+	if err := c.ListGroups(ctx, ListGroupsOptions{ExpandStats: true}, func(gs []Group) error {
+		for _, g := range gs {
+			if big.UsersCount == nil || *g.UsersCount > *big.UsersCount {
+				big = g
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pages, n = 0, 0
+	err = listIDsLinkPaged(ctx, c, "test", "/api/v1/groups/"+big.ID+"/users?limit=7", func(ids []string) error {
+		pages++
+		n += len(ids)
+		return nil
+	})
+	if err != nil || int64(n) != *big.UsersCount || pages < 2 {
+		t.Fatalf("id paging: %d ids in %d pages, err %v; want %d", n, pages, err, *big.UsersCount)
+	}
 	stop := errors.New("stop")
 	if err := c.ListUsers(ctx, ListUsersOptions{}, func([]User) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("callback error: got %v", err)
@@ -306,6 +335,8 @@ func TestTypedErrors(t *testing.T) {
 
 	err = ro.ListGroupMembers(ctx, "00gdoesnotexist000000", func([]User) error { return nil })
 	check("unknown group", err, ErrNotFound, 404, "E0000007")
+	err = ro.ListGroupMemberIDs(ctx, "00gdoesnotexist000000", func([]string) error { return nil })
+	check("unknown group's member ids", err, ErrNotFound, 404, "E0000007")
 
 	err = getJSON(ctx, ro, "bad filter", "/api/v1/users?filter=nonsense", nil)
 	check("bad filter", err, ErrInvalidInput, 400, "")

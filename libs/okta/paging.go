@@ -13,24 +13,45 @@ import (
 // handing it to fn converted. A callback error stops the listing and is
 // returned as is.
 func listLinkPaged[W, T any](ctx context.Context, c *Client, op, path string, conv func(W) T, fn func([]T) error) error {
+	return linkPaged(ctx, c, op, path, func(body []byte) ([]T, error) {
+		var page []W
+		if err := json.Unmarshal(body, &page); err != nil {
+			return nil, err
+		}
+		out := make([]T, 0, len(page))
+		for _, w := range page {
+			out = append(out, conv(w))
+		}
+		return out, nil
+	}, fn)
+}
+
+// linkPaged is the paging of listLinkPaged with the decoding of a page
+// left to decode: the transport hands it each page's body (rawBody), and
+// the SDK, which builds the requests and follows the Link headers, decodes
+// an empty array, so a page is decoded once, by one pass of its own.
+func linkPaged[T any](ctx context.Context, c *Client, op, path string, decode func([]byte) ([]T, error), fn func([]T) error) error {
+	rb := &rawBody{}
+	ctx = context.WithValue(ctx, rawBodyKey{}, rb)
 	// A clone per listing: NewRequest and Do mutate the executor.
 	re := c.sdk.CloneRequestExecutor()
 	req, err := re.NewRequest(http.MethodGet, path, nil)
 	if err != nil {
 		return fmt.Errorf("%s: build request: %w", op, err)
 	}
-	var page []W
-	resp, err := re.Do(ctx, req, &page)
+	var none []struct{}
+	resp, err := re.Do(ctx, req, &none)
 	prev := path
 	for {
 		if err != nil {
 			return fail(ctx, op, err)
 		}
-		out := make([]T, 0, len(page))
-		for _, w := range page {
-			out = append(out, conv(w))
+		page, err := decode(rb.body)
+		if err != nil {
+			return fmt.Errorf("%s: decode page: %w", op, err)
 		}
-		if err := fn(out); err != nil {
+		rb.body = nil
+		if err := fn(page); err != nil {
 			return err
 		}
 		if !resp.HasNextPage() {
@@ -40,8 +61,8 @@ func listLinkPaged[W, T any](ctx context.Context, c *Client, op, path string, co
 			return fmt.Errorf("%s: next page link repeats %s: %w", op, prev, ErrTransient)
 		}
 		prev = resp.NextPage
-		page = nil
-		resp, err = resp.Next(ctx, &page)
+		none = nil
+		resp, err = resp.Next(ctx, &none)
 	}
 }
 
@@ -129,4 +150,11 @@ func doJSON(ctx context.Context, c *Client, op, method, path string, body, v any
 		return fail(ctx, op, err)
 	}
 	return nil
+}
+
+// listIDsLinkPaged is listLinkPaged for a list of which only each object's
+// id is needed: idsOf reads the ids out of each page without decoding the
+// objects.
+func listIDsLinkPaged(ctx context.Context, c *Client, op, path string, fn func([]string) error) error {
+	return linkPaged(ctx, c, op, path, idsOf, fn)
 }

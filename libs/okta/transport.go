@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/accessbus/accessbus/libs/ratelimit"
@@ -78,8 +79,25 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case resp.StatusCode >= 400:
 			return nil, apiError(resp, body)
 		}
+		if rb, ok := ctx.Value(rawBodyKey{}).(*rawBody); ok {
+			// The caller decodes the page itself (linkPaged); the SDK,
+			// which still builds the request and follows the Link header,
+			// decodes an empty array.
+			rb.body = body
+			resp.Body = io.NopCloser(strings.NewReader("[]"))
+			resp.ContentLength = 2
+		}
 		return resp, nil
 	}
+}
+
+// rawBodyKey is the context key of a *rawBody.
+type rawBodyKey struct{}
+
+// rawBody receives the body of the successful answer to a request whose
+// context holds it.
+type rawBody struct {
+	body []byte
 }
 
 // errBudget marks a failure of the rate budget itself, not of Okta.
@@ -106,7 +124,7 @@ func (t *transport) once(ctx context.Context, req *http.Request, getBody func() 
 		permit.Done(nil, 0)
 		return nil, nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := readBody(resp)
 	_ = resp.Body.Close()
 	permit.Done(resp.Header, resp.StatusCode)
 	if err != nil {
@@ -116,6 +134,21 @@ func (t *transport) once(ctx context.Context, req *http.Request, getBody func() 
 	resp.ContentLength = int64(len(body))
 	resp.Request = req
 	return resp, body, nil
+}
+
+// readBody reads a response body of at most maxBody bytes, into one buffer
+// of the announced length when there is one: io.ReadAll would grow its
+// buffer step by step, which for a sync's pages of members and users
+// doubled what the read allocates.
+func readBody(resp *http.Response) ([]byte, error) {
+	r := io.LimitReader(resp.Body, maxBody)
+	n := resp.ContentLength
+	if n < 0 || n >= maxBody {
+		return io.ReadAll(r)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, int(n)+bytes.MinRead))
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
 }
 
 // rewindable returns a way to get a fresh copy of the request body for each

@@ -33,6 +33,12 @@
 // concern distinct grants, so a republished one stored after a later one
 // contradicts nothing.
 //
+// Batches: CommitBatch commits several containers with one journal entry
+// for them all (state.Store.PutJournal): the same steps, each over the
+// whole batch, so a process killed anywhere leaves one entry whose
+// containers the next run's Recover finishes (those not written since)
+// exactly as it finishes a single one.
+//
 // Revisions: prev+1 is strictly larger than every revision published
 // before for the same container, and no larger than the container's
 // revision once committed, so a snapshot may hand out the container's KV
@@ -43,8 +49,11 @@ package changes
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
@@ -100,6 +109,10 @@ type Committer struct {
 	now       func() time.Time
 	// window holds a token per event sent and not yet acked.
 	window chan struct{}
+	// journalPrefix and journalSeq name the shared journal entries of
+	// CommitBatch: random per committer, so runs never share one.
+	journalPrefix string
+	journalSeq    atomic.Int64
 
 	mu        sync.Mutex
 	resources map[eventsv1.ResourceKind]*Counts
@@ -110,10 +123,13 @@ type Committer struct {
 
 // New returns a Committer for connector's run runID.
 func New(pub Publisher, store *state.Store, connector, runID string, cause eventsv1.ChangeCause) *Committer {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:]) // crypto/rand.Read does not fail
 	return &Committer{
 		pub: pub, store: store, connector: connector, runID: runID, cause: cause, now: time.Now,
-		window:    make(chan struct{}, DefaultPublishWindow),
-		resources: map[eventsv1.ResourceKind]*Counts{}, grants: map[eventsv1.GrantKind]*Counts{},
+		window:        make(chan struct{}, DefaultPublishWindow),
+		journalPrefix: hex.EncodeToString(rnd[:]),
+		resources:     map[eventsv1.ResourceKind]*Counts{}, grants: map[eventsv1.GrantKind]*Counts{},
 	}
 }
 
@@ -202,11 +218,35 @@ type event struct {
 // returns the container's entry afterwards. A container that is absent and
 // stays absent is left alone.
 func (c *Committer) Commit(ctx context.Context, key string, prev state.Entry, next []byte) (state.Entry, error) {
+	return c.commit(ctx, key, prev, next, decoded{})
+}
+
+// CommitGrants is Commit of a grant container whose new value is set,
+// encoded as next (EncodeGrants): the diff reads set instead of decoding
+// next again.
+func (c *Committer) CommitGrants(ctx context.Context, key string, prev state.Entry, set *GrantSet, next []byte) (state.Entry, error) {
+	return c.commit(ctx, key, prev, next, decoded{grants: set})
+}
+
+// CommitResource is Commit of a resource container whose new value is res,
+// encoded as next (EncodeResource).
+func (c *Committer) CommitResource(ctx context.Context, key string, prev state.Entry, res *eventsv1.Resource, next []byte) (state.Entry, error) {
+	return c.commit(ctx, key, prev, next, decoded{resource: res})
+}
+
+// decoded is a container's new value as the caller built it, when it did:
+// the diff then skips decoding the encoded value.
+type decoded struct {
+	grants   *GrantSet
+	resource *eventsv1.Resource
+}
+
+func (c *Committer) commit(ctx context.Context, key string, prev state.Entry, next []byte, dec decoded) (state.Entry, error) {
 	del := next == nil
 	if del && !prev.Exists() {
 		return prev, nil
 	}
-	events, err := c.diff(key, prev, next)
+	events, err := c.diff(key, prev, next, dec)
 	if err != nil {
 		return prev, err
 	}
@@ -228,8 +268,10 @@ func (c *Committer) Recover(ctx context.Context, snap *state.Snapshot) error {
 		prev := snap.Containers[key]
 		if prev.Revision != p.Prev {
 			// The container was written; only the journal entry was left.
-			if err := c.store.DeletePending(ctx, key); err != nil {
-				return err
+			if p.Journal == "" {
+				if err := c.store.DeletePending(ctx, key); err != nil {
+					return err
+				}
 			}
 			delete(snap.Pending, key)
 			continue
@@ -240,17 +282,29 @@ func (c *Committer) Recover(ctx context.Context, snap *state.Snapshot) error {
 		} else if next == nil {
 			next = []byte{}
 		}
-		events, err := c.diff(key, prev, next)
+		events, err := c.diff(key, prev, next, decoded{})
 		if err != nil {
 			return fmt.Errorf("recover journaled change of %s: %w", key, err)
 		}
-		ent, err := c.finish(ctx, key, prev, next, events)
+		var ent state.Entry
+		if p.Journal == "" {
+			ent, err = c.finish(ctx, key, prev, next, events)
+		} else if err = c.publish(ctx, key, events); err == nil {
+			ent, err = c.write(ctx, key, prev, next)
+		}
 		if err != nil {
 			return fmt.Errorf("recover journaled change of %s: %w", key, err)
 		}
 		snap.Containers[key] = ent
 		delete(snap.Pending, key)
 	}
+	// Every container of a shared entry is written now.
+	for _, id := range snap.Journals {
+		if err := c.store.DeleteJournal(ctx, c.connector, id); err != nil {
+			return err
+		}
+	}
+	snap.Journals = nil
 	return nil
 }
 
@@ -258,20 +312,9 @@ func (c *Committer) finish(ctx context.Context, key string, prev state.Entry, ne
 	if err := c.publish(ctx, key, events); err != nil {
 		return prev, err
 	}
-	var ent state.Entry
-	if next == nil {
-		if err := c.store.Delete(ctx, key); err != nil {
-			return prev, fmt.Errorf("commit %s: %w", key, err)
-		}
-		// The delete marker's own revision is only known on the next Load;
-		// prev+1 is a lower bound, enough for a later commit in this run.
-		ent = state.Entry{Revision: prev.Revision + 1, Deleted: true}
-	} else {
-		rev, err := c.store.Put(ctx, key, next)
-		if err != nil {
-			return prev, fmt.Errorf("commit %s: %w", key, err)
-		}
-		ent = state.Entry{Value: next, Revision: rev}
+	ent, err := c.write(ctx, key, prev, next)
+	if err != nil {
+		return prev, err
 	}
 	if len(events) > 0 {
 		if err := c.store.DeletePending(ctx, key); err != nil {
@@ -279,6 +322,112 @@ func (c *Committer) finish(ctx context.Context, key string, prev state.Entry, ne
 		}
 	}
 	return ent, nil
+}
+
+// write writes container key's new value (nil: deletes it).
+func (c *Committer) write(ctx context.Context, key string, prev state.Entry, next []byte) (state.Entry, error) {
+	if next == nil {
+		if err := c.store.Delete(ctx, key); err != nil {
+			return prev, fmt.Errorf("commit %s: %w", key, err)
+		}
+		// The delete marker's own revision is only known on the next Load;
+		// prev+1 is a lower bound, enough for a later commit in this run.
+		return state.Entry{Revision: prev.Revision + 1, Deleted: true}, nil
+	}
+	rev, err := c.store.Put(ctx, key, next)
+	if err != nil {
+		return prev, fmt.Errorf("commit %s: %w", key, err)
+	}
+	return state.Entry{Value: next, Revision: rev}, nil
+}
+
+// Item is one container of a CommitBatch: Commit's arguments, and the new
+// value as the caller built it when it did (Grants or Resource), which
+// spares decoding Next again.
+type Item struct {
+	Key      string
+	Prev     state.Entry
+	Next     []byte
+	Grants   *GrantSet
+	Resource *eventsv1.Resource
+}
+
+// MaxBatchJournal bounds the bytes of new values a CommitBatch journals in
+// one entry, far below a NATS message's default limit of 1 MiB.
+const MaxBatchJournal = 256 << 10
+
+// CommitBatch commits distinct containers together, with Commit's
+// guarantees and one write of the journal for them all instead of one per
+// container: one journal entry holds the new value of every container that
+// has events (state.Store.PutJournal), then their events are published and
+// acked, then each container is written, then the entry is cleared. A
+// process killed anywhere in between leaves the entry, and the next run's
+// Recover finishes every container in it that was not written. Keep the
+// journaled values under MaxBatchJournal.
+func (c *Committer) CommitBatch(ctx context.Context, items []Item) error {
+	var (
+		todo    []*Item
+		all     []event
+		entries = map[string]state.Pending{}
+	)
+	for i := range items {
+		it := &items[i]
+		del := it.Next == nil
+		if del && !it.Prev.Exists() {
+			continue
+		}
+		events, err := c.diff(it.Key, it.Prev, it.Next, decoded{grants: it.Grants, resource: it.Resource})
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 && !del && it.Prev.Exists() && string(it.Prev.Value) == string(it.Next) {
+			continue
+		}
+		if len(events) > 0 {
+			entries[it.Key] = state.Pending{Prev: it.Prev.Revision, Delete: del, Value: it.Next}
+			all = append(all, events...)
+		}
+		todo = append(todo, it)
+	}
+	var journal, single string
+	switch len(entries) {
+	case 0:
+	case 1:
+		for key, p := range entries {
+			single = key
+			if err := c.store.PutPending(ctx, key, p); err != nil {
+				return err
+			}
+		}
+	default:
+		journal = fmt.Sprintf("%s-%d", c.journalPrefix, c.journalSeq.Add(1))
+		if err := c.store.PutJournal(ctx, c.connector, journal, entries); err != nil {
+			return err
+		}
+	}
+	label := fmt.Sprintf("a batch of %d containers", len(todo))
+	if len(todo) == 1 {
+		label = todo[0].Key
+	}
+	if err := c.publish(ctx, label, all); err != nil {
+		return err
+	}
+	for _, it := range todo {
+		if _, err := c.write(ctx, it.Key, it.Prev, it.Next); err != nil {
+			return err
+		}
+	}
+	switch {
+	case journal != "":
+		if err := c.store.DeleteJournal(ctx, c.connector, journal); err != nil {
+			return fmt.Errorf("commit %s: %w", label, err)
+		}
+	case single != "":
+		if err := c.store.DeletePending(ctx, single); err != nil {
+			return fmt.Errorf("commit %s: %w", label, err)
+		}
+	}
+	return nil
 }
 
 // publish stores every event and returns once each is acked.
@@ -384,7 +533,7 @@ func (c *Committer) changeContext(rev uint64) *eventsv1.ChangeContext {
 
 // diff computes the events that take container key from prev to next (nil:
 // deleted). Their order: grant removals, grant additions, resource event.
-func (c *Committer) diff(key string, prev state.Entry, next []byte) ([]event, error) {
+func (c *Committer) diff(key string, prev state.Entry, next []byte, dec decoded) ([]event, error) {
 	kind, id, ok := state.SplitKey(c.connector, key)
 	if !ok {
 		return nil, fmt.Errorf("diff %s: not a container of connector %s: %w", key, c.connector, state.ErrInvalidKey)
@@ -395,12 +544,12 @@ func (c *Committer) diff(key string, prev state.Entry, next []byte) ([]event, er
 		old = prev.Value
 	}
 	if isResourceKind(kind) {
-		return c.diffResource(kind, id, rev, prev.Exists(), old, next)
+		return c.diffResource(kind, id, rev, prev.Exists(), old, next, dec.resource)
 	}
-	return c.diffGrants(kind, id, rev, old, next)
+	return c.diffGrants(kind, id, rev, old, next, dec.grants)
 }
 
-func (c *Committer) diffResource(kind, id string, rev uint64, existed bool, old, next []byte) ([]event, error) {
+func (c *Committer) diffResource(kind, id string, rev uint64, existed bool, old, next []byte, newRes *eventsv1.Resource) ([]event, error) {
 	rk := resourceKind(kind)
 	tok, err := subjects.KindToken(rk)
 	if err != nil {
@@ -423,9 +572,10 @@ func (c *Committer) diffResource(kind, id string, rev uint64, existed bool, old,
 			rk:      rk, apply: func(x *Counts) { x.Removed++ },
 		}}, nil
 	}
-	newRes, err := DecodeResource(next)
-	if err != nil {
-		return nil, fmt.Errorf("diff %s %s: new: %w", kind, id, err)
+	if newRes == nil {
+		if newRes, err = DecodeResource(next); err != nil {
+			return nil, fmt.Errorf("diff %s %s: new: %w", kind, id, err)
+		}
 	}
 	if existed && proto.Equal(oldRes, newRes) {
 		return nil, nil
@@ -446,13 +596,15 @@ func (c *Committer) diffResource(kind, id string, rev uint64, existed bool, old,
 	}}, nil
 }
 
-func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte) ([]event, error) {
+func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte, newSet *GrantSet) ([]event, error) {
 	oldSet, err := DecodeGrants(kind, id, old)
 	if err != nil {
 		return nil, fmt.Errorf("diff %s %s: stored: %w", kind, id, err)
 	}
-	newSet := NewGrantSet("")
-	if next != nil {
+	switch {
+	case next == nil:
+		newSet = NewGrantSet("")
+	case newSet == nil:
 		if newSet, err = DecodeGrants(kind, id, next); err != nil {
 			return nil, fmt.Errorf("diff %s %s: new: %w", kind, id, err)
 		}
@@ -466,6 +618,9 @@ func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte) ([
 		return nil, err
 	}
 	revs := fmt.Sprint(rev)
+	// One context for every event of the container: they share it
+	// (marshalling only reads it), which spares two allocations an event.
+	cc := c.changeContext(rev)
 	var removed, added []event
 	for _, k := range oldSet.sortedKeys() {
 		if _, ok := newSet.Grants[k]; ok {
@@ -475,7 +630,7 @@ func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte) ([
 		removed = append(removed, event{
 			subject: removedSubj,
 			msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbRemoved, revs),
-			payload: &eventsv1.GrantRemoved{Context: c.changeContext(rev), Grant: g},
+			payload: &eventsv1.GrantRemoved{Context: cc, Grant: g},
 			gk:      grantKind(g), apply: func(x *Counts) { x.Removed++ },
 		})
 	}
@@ -492,7 +647,7 @@ func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte) ([
 		added = append(added, event{
 			subject: addedSubj,
 			msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbAdded, revs),
-			payload: &eventsv1.GrantAdded{Context: c.changeContext(rev), Grant: g, AttributesChanged: existed},
+			payload: &eventsv1.GrantAdded{Context: cc, Grant: g, AttributesChanged: existed},
 			gk:      grantKind(g), apply: apply,
 		})
 	}

@@ -241,3 +241,121 @@ func TestAsyncCommitStopsWithItsContext(t *testing.T) {
 		t.Fatalf("after a cancelled commit: err %v, journal %d, containers %d", err, len(snap.Pending), len(snap.Containers))
 	}
 }
+
+// CommitBatch commits several containers with one journal entry: every
+// event once, every container written, an unchanged one left alone, and
+// no journal entry left.
+func TestCommitBatch(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	com := changes.New(e.bus, e.store, conn, "run1", eventsv1.ChangeCause_CHANGE_CAUSE_FULL_SYNC)
+	com.SetPublishWindow(3)
+	k1, k2, k3 := key(t, state.KindMembers, "g1"), key(t, state.KindMembers, "g2"), key(t, state.KindMembers, "g3")
+	same := members(t, "g3", "u1")
+	r3, err := e.store.Put(ctx, k3, same)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := e.store.Put(ctx, k2, members(t, "g2", "x", "y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set1 := changes.NewGrantSet("m")
+	for _, u := range userIDs("a", 4) {
+		set1.Add(changes.Membership("g1", u))
+	}
+	v1, err := changes.EncodeGrants(state.KindMembers, set1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev2 := state.Entry{Value: members(t, "g2", "x", "y"), Revision: r2}
+	err = com.CommitBatch(ctx, []changes.Item{
+		{Key: k1, Next: v1, Grants: set1},
+		{Key: k2, Prev: prev2, Next: members(t, "g2", "y", "z")},
+		{Key: k3, Prev: state.Entry{Value: same, Revision: r3}, Next: same},
+	})
+	if err != nil {
+		t.Fatalf("commit batch: %v", err)
+	}
+	if n := len(accessEvents(t, e.js)); n != 4+2 {
+		t.Fatalf("%d events, want 6 (4 added to g1; x removed from, z added to g2)", n)
+	}
+	snap, err := e.store.Load(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Pending) != 0 || len(snap.Journals) != 0 {
+		t.Fatalf("journal left: %v %v", snap.Pending, snap.Journals)
+	}
+	if c := snap.Containers[k1]; string(c.Value) != string(v1) {
+		t.Errorf("g1 not written: %+v", c)
+	}
+	if c := snap.Containers[k2]; c.Revision == r2 {
+		t.Errorf("g2 not written: %+v", c)
+	}
+	if c := snap.Containers[k3]; c.Revision != r3 {
+		t.Errorf("unchanged g3 written again: %+v", c)
+	}
+}
+
+// A batch whose events cannot be stored leaves its one journal entry; the
+// next Recover finishes every container of it not written since, with the
+// same message ids, and clears it.
+func TestCommitBatchFailedThenRecovered(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, subjects.StreamAccess); err != nil {
+		t.Fatalf("delete access stream: %v", err)
+	}
+	com := changes.New(e.bus, e.store, conn, "run1", eventsv1.ChangeCause_CHANGE_CAUSE_FULL_SYNC)
+	k1, k2 := key(t, state.KindMembers, "g1"), key(t, state.KindMembers, "g2")
+	err := com.CommitBatch(ctx, []changes.Item{
+		{Key: k1, Next: members(t, "g1", userIDs("a", 3)...)},
+		{Key: k2, Next: members(t, "g2", userIDs("b", 2)...)},
+	})
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Fatalf("commit without a stream: %v, want ErrNoStreamResponse", err)
+	}
+	snap, err := e.store.Load(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Containers) != 0 || len(snap.Pending) != 2 || len(snap.Journals) != 1 {
+		t.Fatalf("after a failed batch: %d containers, %d journaled, journals %v", len(snap.Containers), len(snap.Pending), snap.Journals)
+	}
+	// g2 was written after all (as if the process died after writing it
+	// and before clearing the journal): Recover leaves it.
+	if _, err := e.store.Put(ctx, k2, members(t, "g2", userIDs("b", 2)...)); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err = e.store.Load(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bus.DeclareStreams(ctx, e.js, bus.Streams(bus.StreamOptions{Storage: jetstream.MemoryStorage})...); err != nil {
+		t.Fatalf("declare streams: %v", err)
+	}
+	com2 := changes.New(e.bus, e.store, conn, "run2", eventsv1.ChangeCause_CHANGE_CAUSE_FULL_SYNC)
+	if err := com2.Recover(ctx, snap); err != nil {
+		t.Fatalf("recover: %v", err)
+	}
+	evs := accessEvents(t, e.js)
+	if len(evs) != 3 {
+		t.Fatalf("recovered %d events, want g1's 3", len(evs))
+	}
+	snap2, err := e.store.Load(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap2.Pending) != 0 || len(snap2.Journals) != 0 || !snap2.Containers[k1].Exists() {
+		t.Fatalf("after recover: journaled %v, journals %v, g1 %+v", snap2.Pending, snap2.Journals, snap2.Containers[k1])
+	}
+	// g1's events published again from the revision the batch built on are
+	// dropped by the stream: Recover used the batch's message ids.
+	com3 := changes.New(e.bus, e.store, conn, "run3", eventsv1.ChangeCause_CHANGE_CAUSE_FULL_SYNC)
+	if err := com3.CommitBatch(ctx, []changes.Item{{Key: k1, Next: members(t, "g1", userIDs("a", 3)...)}}); err != nil {
+		t.Fatalf("commit g1 as first journaled: %v", err)
+	}
+	if n := len(accessEvents(t, e.js)); n != 3 {
+		t.Fatalf("%d events after publishing g1's again, want 3: the ids differ", n)
+	}
+}

@@ -13,21 +13,29 @@
 //     users and groups; and, with Options.SyncCustomRoles, custom roles
 //     (with their permissions), resource sets (with their resources) and
 //     the members of their bindings. Per-container lists run with bounded
-//     concurrency; the rate budget paces every call;
-//  3. work out every container to write and every container gone: grant
-//     containers of groups, apps, users and resource sets gone from the org
-//     or from the connector's scope, then the resources themselves;
-//  4. apply the removal guard (below), then commit: the containers read,
-//     then the gone grant containers (their GrantRemoved events), then the
-//     gone resources (ResourceDeleted), so that a resource's grants are
-//     always removed before it;
+//     concurrency; the rate budget paces every call. A full read commits
+//     while it reads (stream.go): each container that only gains or
+//     changes grants, or is a resource, is committed as soon as what it
+//     depends on is read, in batches sharing one journal entry
+//     (changes.Committer.CommitBatch), so that the commit overlaps the
+//     read the rate limits make long;
+//  3. work out every container still to write (those that lose a grant,
+//     and in an incremental run all of them) and every container gone:
+//     grant containers of groups, apps, users and resource sets gone from
+//     the org or from the connector's scope, then the resources themselves;
+//  4. apply the removal guard (below), then commit: the containers still
+//     to write, then the gone grant containers (their GrantRemoved events),
+//     then the gone resources (ResourceDeleted), so that a resource's
+//     grants are always removed before it;
 //  5. record the run's watermark for the next incremental read.
 //
 // Deletion safety: a part the token may not read is skipped by name and
 // never produces removals; a container whose read failed (403, 404, 5xx)
 // is left as it was. A failing users, groups or apps list fails the run
-// before anything is committed. Custom roles, resource sets and bindings
-// are removed only when every list of that part was read.
+// before anything is removed (what a full read committed while reading
+// adds or updates only). Custom roles, resource sets and bindings are
+// removed only when every list of that part was read. No removal is
+// published before the whole read is in: the removal guard sees them all.
 //
 // Removal guard: a run counts the grant removals it would publish (grants
 // gone from a container, and every grant of a container gone with its
@@ -80,6 +88,10 @@
 // An unchanged small org costs 15 calls against 124 for its first sync, a
 // medium one 15 against 2,538.
 //
+// A user's role container is written only once it holds a role or the
+// assignee marker: the empty one every other user would have means the
+// same as none, and was most of a first sync's state writes.
+//
 // Cost of roles: Okta has no "list every role assignment" call, so
 // reviewing roles lists the role assignees (/iam/assignees/users), then
 // reads the roles of each assignee and of every group, one call each in
@@ -91,9 +103,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
@@ -111,9 +123,9 @@ import (
 // Concurrency of per-container reads and of commits. The rate budget, not
 // these, bounds the request rate; they only keep enough work in flight.
 const (
-	groupReaders = 8
-	appReaders   = 4
-	roleReaders  = 8
+	groupReaders = 16
+	appReaders   = 16
+	roleReaders  = 16
 	committers   = 16
 )
 
@@ -314,6 +326,10 @@ type runner struct {
 	// stored, and whether this run reads incrementally.
 	keptUsers   map[string]bool
 	incremental bool
+	// st commits containers during a full read; nil in an incremental one.
+	st *streamer
+	// memberSets caches r.members as sets (memberOf), under mu.
+	memberSets map[string]map[string]bool
 	// assignees are the users Okta lists as holding an admin role; their
 	// role containers are marked, so an incremental run knows who is a
 	// new assignee.
@@ -401,22 +417,52 @@ func (r *runner) resetRead() {
 	r.incremental, r.rolesRead = false, false
 }
 
-// read reads the org, concurrently per bucket.
+// read reads the org in full, concurrently per bucket, and commits each
+// container that gains or keeps what it has as soon as its dependencies are
+// read (stream.go).
 func (r *runner) read(ctx context.Context) error {
-	r.members, r.unchanged = map[string][]string{}, map[string]bool{}
+	r.members, r.unchanged, r.memberSets = map[string][]string{}, map[string]bool{}, nil
 	r.appUsers, r.appGroups = map[string][]okta.AppUser{}, map[string][]okta.AppGroup{}
 	r.userRoles, r.groupRoles = map[string][]okta.RoleAssignment{}, map[string][]okta.RoleAssignment{}
-	usersDone, groupsDone := make(chan struct{}), make(chan struct{})
+	st := newStreamer(r)
+	r.st = st
+	g, gctx := errgroup.WithContext(ctx)
+	for range committers {
+		g.Go(func() error { return st.work(gctx) })
+	}
+	g.Go(func() error {
+		defer st.close()
+		return r.readStreaming(gctx, st)
+	})
+	return g.Wait()
+}
+
+func (r *runner) readStreaming(ctx context.Context, st *streamer) error {
 	g, ctx := errgroup.WithContext(ctx)
+	st.g, st.ctx = g, ctx
+	dom := r.domainFilter()
 	g.Go(func() error {
 		err := r.d.Okta.ListUsers(ctx, okta.ListUsersOptions{IncludeDeprovisioned: true}, func(us []okta.User) error {
 			r.users = append(r.users, us...)
+			for _, u := range us {
+				if dom(u) {
+					if err := st.offerResource(ctx, state.KindUser, u.ID, userResource(u)); err != nil {
+						return err
+					}
+				}
+			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		close(usersDone)
+		st.users = map[string]bool{}
+		for _, u := range r.users {
+			if dom(u) {
+				st.users[u.ID] = true
+			}
+		}
+		close(st.usersDone)
 		return nil
 	})
 	g.Go(func() error {
@@ -427,7 +473,24 @@ func (r *runner) read(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		close(groupsDone)
+		st.groups, st.memberRead = map[string]bool{}, map[string]chan struct{}{}
+		for _, grp := range r.groups {
+			if r.c.Options.SkipAppGroups && grp.Type == "APP_GROUP" {
+				continue
+			}
+			st.groups[grp.ID] = true
+			if r.caps.ReviewGroupMembership {
+				st.memberRead[grp.ID] = make(chan struct{})
+			}
+		}
+		close(st.groupsDone)
+		for _, grp := range r.groups {
+			if st.groups[grp.ID] {
+				if err := st.offerResource(ctx, state.KindGroup, grp.ID, groupResource(grp)); err != nil {
+					return err
+				}
+			}
+		}
 		if !r.caps.ReviewGroupMembership {
 			r.skip("group_membership", eventsv1.SkippedPart_REASON_MISSING_CAPABILITY,
 				"give the token's admin a role that may read group members, such as Read-Only Administrator")
@@ -435,35 +498,9 @@ func (r *runner) read(ctx context.Context) error {
 		}
 		return r.readMembers(ctx)
 	})
-	g.Go(func() error {
-		err := r.d.Okta.ListApps(ctx, okta.ListAppsOptions{IncludeInactive: r.c.Options.SyncInactiveApps}, func(as []okta.App) error {
-			r.apps = append(r.apps, as...)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if !r.caps.ReviewAppAssignment {
-			r.skip("app_assignment", eventsv1.SkippedPart_REASON_MISSING_CAPABILITY,
-				"give the token's admin a role that may read app assignments, such as Read-Only Administrator")
-			return nil
-		}
-		return r.readAssignments(ctx, nil)
-	})
+	g.Go(func() error { return r.readAppsStreaming(ctx, st) })
 	if r.caps.ReviewRoles {
-		g.Go(func() error {
-			select {
-			case <-usersDone:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			select {
-			case <-groupsDone:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			return r.readRoles(ctx)
-		})
+		g.Go(func() error { return r.readRoles(ctx) })
 	} else {
 		r.skip("role_assignment", eventsv1.SkippedPart_REASON_MISSING_CAPABILITY,
 			"grant the token's admin the Super Administrator role to review roles")
@@ -476,10 +513,127 @@ func (r *runner) read(ctx context.Context) error {
 	return g.Wait()
 }
 
+// readAppsStreaming lists the apps and reads the assignments of each app
+// as soon as its page of the list is in, so that the apps bucket, usually
+// the one that sets a sync's time, is busy from its first call.
+func (r *runner) readAppsStreaming(ctx context.Context, st *streamer) error {
+	ag, actx := errgroup.WithContext(ctx)
+	ag.SetLimit(appReaders)
+	var listErr error
+	listErr = r.d.Okta.ListApps(ctx, okta.ListAppsOptions{IncludeInactive: r.c.Options.SyncInactiveApps}, func(as []okta.App) error {
+		r.apps = append(r.apps, as...)
+		for _, app := range as {
+			if err := st.offerResource(ctx, state.KindApp, app.ID, appResource(app)); err != nil {
+				return err
+			}
+			if r.caps.ReviewAppAssignment {
+				r.readApp(actx, ag, st, app)
+			}
+		}
+		return nil
+	})
+	if err := ag.Wait(); listErr == nil {
+		listErr = err
+	}
+	if listErr != nil {
+		return listErr
+	}
+	if !r.caps.ReviewAppAssignment {
+		r.skip("app_assignment", eventsv1.SkippedPart_REASON_MISSING_CAPABILITY,
+			"give the token's admin a role that may read app assignments, such as Read-Only Administrator")
+	}
+	return nil
+}
+
+// readApp reads the user and the group assignments of one app, two calls
+// at once, and hands the app's containers to the streamer once both and
+// their dependencies are in.
+func (r *runner) readApp(ctx context.Context, ag *errgroup.Group, st *streamer, app okta.App) {
+	var (
+		mu           sync.Mutex
+		left         = 2
+		aus          []okta.AppUser
+		ags          []okta.AppGroup
+		ausOK, agsOK bool
+	)
+	finish := func() {
+		mu.Lock()
+		left--
+		last := left == 0
+		mu.Unlock()
+		if last {
+			st.g.Go(func() error { return st.buildApp(app, aus, ausOK, ags, agsOK) })
+		}
+	}
+	ag.Go(func() error {
+		var got []okta.AppUser
+		err := r.d.Okta.ListAppUsers(ctx, app.ID, func(p []okta.AppUser) error {
+			got = append(got, p...)
+			return nil
+		})
+		if err != nil {
+			reason, ok := partError(err)
+			if !ok {
+				return err
+			}
+			r.skip("app/"+app.ID+"/users", reason, "the user assignments of this app could not be read: "+err.Error())
+		} else {
+			r.mu.Lock()
+			r.appUsers[app.ID] = got
+			r.mu.Unlock()
+			mu.Lock()
+			aus, ausOK = got, true
+			mu.Unlock()
+		}
+		finish()
+		return nil
+	})
+	ag.Go(func() error {
+		var got []okta.AppGroup
+		err := r.d.Okta.ListAppGroups(ctx, app.ID, func(p []okta.AppGroup) error {
+			got = append(got, p...)
+			return nil
+		})
+		if err != nil {
+			reason, ok := partError(err)
+			if !ok {
+				return err
+			}
+			r.skip("app/"+app.ID+"/groups", reason, "the group assignments of this app could not be read: "+err.Error())
+		} else {
+			r.mu.Lock()
+			r.appGroups[app.ID] = got
+			r.mu.Unlock()
+			mu.Lock()
+			ags, agsOK = got, true
+			mu.Unlock()
+		}
+		finish()
+		return nil
+	})
+}
+
 func (r *runner) readMembers(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(groupReaders)
-	var mu sync.Mutex
+	st := r.st
+	// settled records a group's members (nil: not read) and, in a full
+	// read, tells the streamer.
+	settled := func(grp okta.Group, ids []string, read bool) {
+		if read {
+			r.mu.Lock()
+			r.members[grp.ID] = ids
+			r.mu.Unlock()
+		}
+		if st != nil {
+			if read {
+				st.buildMembers(grp, ids)
+			}
+			if ch, ok := st.memberRead[grp.ID]; ok {
+				close(ch)
+			}
+		}
+	}
 	for _, grp := range r.groups {
 		if r.c.Options.SkipAppGroups && grp.Type == "APP_GROUP" {
 			continue
@@ -498,19 +652,18 @@ func (r *runner) readMembers(ctx context.Context) error {
 				for _, gr := range set.Grants {
 					ids = append(ids, gr.GetPrincipal().GetId())
 				}
-				mu.Lock()
-				r.members[grp.ID], r.unchanged[grp.ID] = ids, true
-				mu.Unlock()
+				r.mu.Lock()
+				r.unchanged[grp.ID] = true
 				r.report.Unchanged++
+				r.mu.Unlock()
+				settled(grp, ids, true)
 				continue
 			}
 		}
 		g.Go(func() error {
 			var ids []string
-			err := r.d.Okta.ListGroupMembers(ctx, grp.ID, func(us []okta.User) error {
-				for _, u := range us {
-					ids = append(ids, u.ID)
-				}
+			err := r.d.Okta.ListGroupMemberIDs(ctx, grp.ID, func(page []string) error {
+				ids = append(ids, page...)
 				return nil
 			})
 			if err != nil {
@@ -519,11 +672,10 @@ func (r *runner) readMembers(ctx context.Context) error {
 					return err
 				}
 				r.skip("group/"+grp.ID+"/members", reason, "the members of this group could not be read: "+err.Error())
+				settled(grp, nil, false)
 				return nil
 			}
-			mu.Lock()
-			r.members[grp.ID] = ids
-			mu.Unlock()
+			settled(grp, ids, true)
 			return nil
 		})
 	}
@@ -579,41 +731,21 @@ func (r *runner) readAssignments(ctx context.Context, only map[string]bool) erro
 	return g.Wait()
 }
 
+// readRoles reads the role assignments of a full read: the role assignee
+// list first, then the roles of each assignee once the users list is in
+// and of each group once the groups list is in, the two at once.
 func (r *runner) readRoles(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(roleReaders)
-	var mu sync.Mutex
-	failed := false
-	read := func(kind, id string, list func(context.Context, string) ([]okta.RoleAssignment, error), into map[string][]okta.RoleAssignment) {
-		g.Go(func() error {
-			rs, err := list(ctx, id)
-			if err != nil {
-				reason, ok := partError(err)
-				if !ok {
-					return err
-				}
-				r.skip(kind+"/"+id+"/roles", reason, "the role assignments could not be read: "+err.Error())
-				mu.Lock()
-				failed = true
-				mu.Unlock()
-				return nil
-			}
-			mu.Lock()
-			into[id] = rs
-			mu.Unlock()
-			return nil
-		})
-	}
+	st := r.st
 	// Only users Okta lists as role assignees hold roles: read theirs and
 	// know the others hold none, instead of a call per user of the org.
 	assignees := map[string]bool{}
-	r.assignees = assignees
 	err := r.d.Okta.ListRoleAssignees(ctx, func(ids []string) error {
 		for _, id := range ids {
 			assignees[id] = true
 		}
 		return nil
 	})
+	r.assignees = assignees
 	if err != nil {
 		reason, ok := partError(err)
 		if !ok {
@@ -623,28 +755,69 @@ func (r *runner) readRoles(ctx context.Context) error {
 		r.rolesRead = false
 		return nil
 	}
-	dom := r.domainFilter()
-	for _, u := range r.users {
-		if !dom(u) {
-			continue
-		}
-		if assignees[u.ID] {
-			read("user", u.ID, r.d.Okta.ListUserRoles, r.userRoles)
-		} else {
-			mu.Lock()
-			r.userRoles[u.ID] = nil
-			mu.Unlock()
-		}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(roleReaders)
+	var failed atomic.Bool
+	read := func(kind, principal, id string, list func(context.Context, string) ([]okta.RoleAssignment, error), into map[string][]okta.RoleAssignment) {
+		g.Go(func() error {
+			rs, err := list(ctx, id)
+			if err != nil {
+				reason, ok := partError(err)
+				if !ok {
+					return err
+				}
+				r.skip(principal+"/"+id+"/roles", reason, "the role assignments could not be read: "+err.Error())
+				failed.Store(true)
+				return nil
+			}
+			r.mu.Lock()
+			into[id] = rs
+			r.mu.Unlock()
+			st.buildRoles(kind, principal, id, rs)
+			return nil
+		})
 	}
-	for _, grp := range r.groups {
-		if !(r.c.Options.SkipAppGroups && grp.Type == "APP_GROUP") {
-			read("group", grp.ID, r.d.Okta.ListGroupRoles, r.groupRoles)
+	// The groups' roles are read as soon as the groups are listed, while
+	// the users list may still be paging.
+	var lists errgroup.Group
+	lists.Go(func() error {
+		if err := wait(ctx, st.groupsDone); err != nil {
+			return err
 		}
-	}
+		for _, grp := range r.groups {
+			if st.groups[grp.ID] {
+				read(state.KindRolesGroup, "group", grp.ID, r.d.Okta.ListGroupRoles, r.groupRoles)
+			}
+		}
+		return nil
+	})
+	lists.Go(func() error {
+		if err := wait(ctx, st.usersDone); err != nil {
+			return err
+		}
+		for _, u := range r.users {
+			if !st.users[u.ID] {
+				continue
+			}
+			if assignees[u.ID] {
+				read(state.KindRolesUser, "user", u.ID, r.d.Okta.ListUserRoles, r.userRoles)
+			} else {
+				r.mu.Lock()
+				r.userRoles[u.ID] = nil
+				r.mu.Unlock()
+				st.buildRoles(state.KindRolesUser, "user", u.ID, nil)
+			}
+		}
+		return nil
+	})
+	lerr := lists.Wait()
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	r.rolesRead = !failed
+	if lerr != nil {
+		return lerr
+	}
+	r.rolesRead = !failed.Load()
 	return nil
 }
 
@@ -727,106 +900,102 @@ type pending struct {
 	value []byte
 }
 
-// buildRead encodes every container read and returns them with the keys
-// of the containers the org still has.
+// buildRead encodes every container read and not committed while reading
+// (stream.go), and returns them with the keys of the containers the org
+// still has.
 func (r *runner) buildRead(sc scope) ([]pending, map[string]bool, error) {
 	var todo []pending
-	add := func(kind, id string, encode func() ([]byte, error)) error {
-		key, err := r.key(kind, id)
+	wanted := map[string]bool{}
+	// early says whether container kind/id was committed during the read,
+	// marking it wanted either way; n is its grant count.
+	early := func(kind, id string) (key string, n int, ok bool, err error) {
+		key, err = r.key(kind, id)
 		if err != nil {
+			return "", 0, false, err
+		}
+		wanted[key] = true
+		n, ok = r.st.committed(key)
+		return key, n, ok, nil
+	}
+	addResource := func(kind, id string, res func() *eventsv1.Resource) error {
+		key, _, done, err := early(kind, id)
+		if err != nil || done {
 			return err
 		}
-		v, err := encode()
+		v, err := changes.EncodeResource(res())
 		if err != nil {
 			return fmt.Errorf("encode %s: %w", key, err)
 		}
 		todo = append(todo, pending{key, v})
 		return nil
 	}
-	resource := func(res *eventsv1.Resource) func() ([]byte, error) {
-		return func() ([]byte, error) { return changes.EncodeResource(res) }
-	}
-	grants := func(kind string, set *changes.GrantSet) func() ([]byte, error) {
-		return func() ([]byte, error) { return changes.EncodeGrants(kind, set) }
+	// addGrants adds a grant container and returns its grant count.
+	addGrants := func(kind, id string, build func() *changes.GrantSet) (int, error) {
+		key, n, done, err := early(kind, id)
+		if err != nil || done {
+			return n, err
+		}
+		set := build()
+		if skipEmpty(kind, set) && !r.snap.Containers[key].Exists() {
+			return 0, nil
+		}
+		v, err := changes.EncodeGrants(kind, set)
+		if err != nil {
+			return 0, fmt.Errorf("encode %s: %w", key, err)
+		}
+		todo = append(todo, pending{key, v})
+		return len(set.Grants), nil
 	}
 	var nUsers, nGroups, nMembers, nAssign, nRoles int
 	for _, u := range r.users {
 		if sc.users[u.ID] {
 			nUsers++
-			if err := add(state.KindUser, u.ID, resource(userResource(u))); err != nil {
+			if err := addResource(state.KindUser, u.ID, func() *eventsv1.Resource { return userResource(u) }); err != nil {
 				return nil, nil, err
 			}
 		}
 	}
-	userGroups := map[string][]string{}
 	for _, g := range r.groups {
 		if !sc.groups[g.ID] {
 			continue
 		}
 		nGroups++
-		if err := add(state.KindGroup, g.ID, resource(groupResource(g))); err != nil {
+		if err := addResource(state.KindGroup, g.ID, func() *eventsv1.Resource { return groupResource(g) }); err != nil {
 			return nil, nil, err
 		}
 		ids, ok := r.members[g.ID]
 		if !ok {
 			continue // not read: left as it was
 		}
-		set := changes.NewGrantSet(marker(g.LastMembershipUpdated))
-		for _, uid := range ids {
-			if sc.users[uid] {
-				set.Add(changes.Membership(g.ID, uid))
-				userGroups[uid] = append(userGroups[uid], g.ID)
-			}
-		}
-		nMembers += len(set.Grants)
-		if err := add(state.KindMembers, g.ID, grants(state.KindMembers, set)); err != nil {
+		n, err := addGrants(state.KindMembers, g.ID, func() *changes.GrantSet { return membersSet(g, ids, sc.users) })
+		if err != nil {
 			return nil, nil, err
 		}
+		nMembers += n
 	}
 	for _, a := range r.apps {
-		if err := add(state.KindApp, a.ID, resource(appResource(a))); err != nil {
+		if err := addResource(state.KindApp, a.ID, func() *eventsv1.Resource { return appResource(a) }); err != nil {
 			return nil, nil, err
 		}
 		ags, agsRead := r.appGroups[a.ID]
-		assigned := map[string]bool{}
+		var assigned []string
 		if agsRead {
-			set := changes.NewGrantSet("")
-			for _, ag := range ags {
-				if sc.groups[ag.GroupID] {
-					assigned[ag.GroupID] = true
-					set.Add(appGroupGrant(a.ID, ag))
-				}
-			}
-			nAssign += len(set.Grants)
-			if err := add(state.KindAppGroups, a.ID, grants(state.KindAppGroups, set)); err != nil {
+			var set *changes.GrantSet
+			set, assigned = appGroupsSet(a.ID, ags, sc.groups)
+			n, err := addGrants(state.KindAppGroups, a.ID, func() *changes.GrantSet { return set })
+			if err != nil {
 				return nil, nil, err
 			}
+			nAssign += n
 		}
 		if aus, ok := r.appUsers[a.ID]; ok {
-			set := changes.NewGrantSet("")
-			for _, au := range aus {
-				if !sc.users[au.UserID] {
-					continue
-				}
-				var via []string
-				if au.Scope == "GROUP" {
-					if agsRead {
-						for _, gid := range userGroups[au.UserID] {
-							if assigned[gid] {
-								via = append(via, gid)
-							}
-						}
-						slices.Sort(via)
-					} else if au.GroupID != "" && sc.groups[au.GroupID] {
-						via = []string{au.GroupID}
-					}
-				}
-				set.Add(appUserGrant(a.ID, au, via))
-			}
-			nAssign += len(set.Grants)
-			if err := add(state.KindAppUsers, a.ID, grants(state.KindAppUsers, set)); err != nil {
+			n, err := addGrants(state.KindAppUsers, a.ID, func() *changes.GrantSet {
+				return appUsersSet(a.ID, aus, sc.users, sc.groups, agsRead, assigned, r.memberOf)
+			})
+			if err != nil {
 				return nil, nil, err
 			}
+			nAssign += n
 		}
 	}
 	roleTypes := map[string]string{}
@@ -835,24 +1004,16 @@ func (r *runner) buildRead(sc scope) ([]pending, map[string]bool, error) {
 			if !in[id] {
 				continue
 			}
-			mark := ""
-			if kind == state.KindRolesUser && r.assignees[id] {
-				mark = assigneeMarker
-			}
-			set := changes.NewGrantSet(mark)
 			for _, ra := range rs {
-				if ra.Type == "CUSTOM" && !r.c.Options.SyncCustomRoles {
-					continue
-				}
-				set.Add(roleGrant(principal, id, ra))
 				if ra.Type != "CUSTOM" {
 					roleTypes[ra.Type] = ra.Label
 				}
 			}
-			nRoles += len(set.Grants)
-			if err := add(kind, id, grants(kind, set)); err != nil {
+			n, err := addGrants(kind, id, func() *changes.GrantSet { return r.rolesSet(kind, principal, id, rs, nil) })
+			if err != nil {
 				return err
 			}
+			nRoles += n
 		}
 		return nil
 	}
@@ -868,9 +1029,22 @@ func (r *runner) buildRead(sc scope) ([]pending, map[string]bool, error) {
 		}
 	}
 	for typ, label := range roleTypes {
-		if err := add(state.KindStandardRole, typ, resource(standardRoleResource(typ, label))); err != nil {
+		if err := addResource(state.KindStandardRole, typ, func() *eventsv1.Resource { return standardRoleResource(typ, label) }); err != nil {
 			return nil, nil, err
 		}
+	}
+	add := func(kind, id string, encode func() ([]byte, error)) error {
+		key, err := r.key(kind, id)
+		if err != nil {
+			return err
+		}
+		wanted[key] = true
+		v, err := encode()
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", key, err)
+		}
+		todo = append(todo, pending{key, v})
+		return nil
 	}
 	if err := r.buildIAM(sc, add); err != nil {
 		return nil, nil, err
@@ -882,11 +1056,6 @@ func (r *runner) buildRead(sc scope) ([]pending, map[string]bool, error) {
 	r.com.SeenGrants(eventsv1.GrantKind_GRANT_KIND_GROUP_MEMBERSHIP, nMembers)
 	r.com.SeenGrants(eventsv1.GrantKind_GRANT_KIND_APP_ASSIGNMENT, nAssign)
 	r.com.SeenGrants(eventsv1.GrantKind_GRANT_KIND_ROLE_ASSIGNMENT, nRoles)
-
-	wanted := make(map[string]bool, len(todo))
-	for _, p := range todo {
-		wanted[p.key] = true
-	}
 	return todo, wanted, nil
 }
 

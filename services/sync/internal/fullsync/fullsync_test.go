@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -811,4 +812,89 @@ func TestOptionsFilterEveryGrant(t *testing.T) {
 		t.Fatalf("%d users deleted, want %d", len(deletedAt), len(v.users)-len(keep))
 	}
 	_ = all
+}
+
+// failingApps answers 503 for the apps list once read is closed.
+type failingApps struct {
+	base http.RoundTripper
+	hits atomic.Int64
+	read chan struct{}
+}
+
+// firstEvent closes stored once the first access event is stored.
+type firstEvent struct {
+	next   changes.Publisher
+	stored chan struct{}
+	once   sync.Once
+}
+
+func (p *firstEvent) Publish(ctx context.Context, subject, msgID string, payload proto.Message) (*jetstream.PubAck, error) {
+	ack, err := p.next.Publish(ctx, subject, msgID, payload)
+	if err == nil && strings.HasPrefix(subject, "access.") {
+		p.once.Do(func() { close(p.stored) })
+	}
+	return ack, err
+}
+
+func (f *failingApps) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/api/v1/apps" && r.URL.Query().Get("limit") != "1" { // not the capability probe
+		select {
+		case <-f.read:
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+		f.hits.Add(1)
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: http.NoBody, Request: r}, nil
+	}
+	return f.base.RoundTrip(r)
+}
+
+// TestFailedListRemovesNothing: a run whose apps list fails after it
+// committed some of what it read fails, and publishes no removal; the next
+// healthy run publishes every change exactly once.
+func TestFailedListRemovesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.mustSync(t, syncOpts{})
+	e.newEvents(t)
+	v := e.view(t)
+	quiet, lone := v.quietGroups(), v.loneUsers()
+	gAdd, uAdd, gRm := quiet[0], lone[0], quiet[1]
+	uRm := v.members[gRm.ID][0]
+	mustOK(t)(e.run.Org.AddMember(e.actor(), gAdd.ID, uAdd.ID))
+	mustOK(t)(e.run.Org.RemoveMember(e.actor(), gRm.ID, uRm))
+	want := []string{"grant.added group_membership/" + gAdd.ID + "/" + uAdd.ID, "group.upserted " + gAdd.ID,
+		"grant.removed group_membership/" + gRm.ID + "/" + uRm, "group.upserted " + gRm.ID}
+
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	e.transports = append(e.transports, base)
+	// The apps list fails once the run has committed something of what it
+	// read: the addition (the removal waits for the end of the read).
+	pub := &firstEvent{next: e.bus, stored: make(chan struct{})}
+	rt := &failingApps{base: base, read: pub.stored}
+	full := fullsync.DefaultOptions()
+	full.FullResyncEvery = -1 // a full read, which commits while it reads
+	if _, err := e.sync(context.Background(), t, syncOpts{rt: rt, pub: pub, opts: &full}); err == nil || rt.hits.Load() == 0 {
+		t.Fatalf("sync with the apps list failing: %v after %d failed calls", err, rt.hits.Load())
+	}
+	before := e.newEvents(t)
+	if len(before) == 0 {
+		t.Fatal("the failed run committed nothing before it failed")
+	}
+	for _, c := range before {
+		if strings.Contains(c.what, ".removed ") || strings.Contains(c.what, ".deleted ") {
+			t.Fatalf("failed run published %s", c.what)
+		}
+	}
+	t.Logf("the failed run published %v", whats(before))
+	e.mustSync(t, syncOpts{})
+	all := append(before, e.newEvents(t)...)
+	ids := map[string]bool{}
+	for _, c := range all {
+		if ids[c.msgID] {
+			t.Fatalf("message id of %s stored twice", c.what)
+		}
+		ids[c.msgID] = true
+	}
+	sameSet(t, "failed run then healthy run", whats(all), want)
 }

@@ -18,7 +18,10 @@
 // before its events are published, and removed once the container is
 // written. A run that finds a journal entry first finishes that commit,
 // so events published by a process that died before writing the container
-// are never contradicted by what the org looks like later.
+// are never contradicted by what the org looks like later. Containers
+// committed together share one journal entry, <connector>.journal.<id>,
+// holding each one's new value by key (PutJournal): one write for a batch
+// instead of one per container.
 package state
 
 import (
@@ -64,6 +67,8 @@ const (
 	KindBindings = "bindings"
 	// kindPending prefixes journal entries.
 	kindPending = "pending"
+	// kindJournal prefixes journal entries of several containers.
+	kindJournal = "journal"
 	// metaKey is the last token of the key of a connector's SyncMeta,
 	// <connector>.sync-meta: one token, so no container key can be it.
 	metaKey = "sync-meta"
@@ -170,8 +175,12 @@ type Snapshot struct {
 	// (their revision still matters).
 	Containers map[string]Entry
 	// Pending maps container keys to journal entries left by a run that did
-	// not finish its commit.
+	// not finish its commit, from a container's own entry or a shared one
+	// (Pending.Journal).
 	Pending map[string]Pending
+	// Journals are the ids of the shared journal entries (PutJournal) the
+	// entries of Pending come from.
+	Journals []string
 	// Meta is what the last run that wrote it left for the next one; zero
 	// when none did.
 	Meta SyncMeta
@@ -220,6 +229,7 @@ func (s *Store) Load(ctx context.Context, connector string) (*Snapshot, error) {
 	}
 	defer func() { _ = w.Stop() }()
 	pendingPrefix := connector + "." + kindPending + "."
+	journalPrefix := connector + "." + kindJournal + "."
 	for {
 		select {
 		case <-ctx.Done():
@@ -238,6 +248,21 @@ func (s *Store) Load(ctx context.Context, connector string) (*Snapshot, error) {
 						return nil, fmt.Errorf("load state of %s: sync meta: %w", connector, err)
 					}
 				}
+				continue
+			}
+			if id, ok := strings.CutPrefix(e.Key(), journalPrefix); ok {
+				if deleted {
+					continue
+				}
+				var entries map[string]Pending
+				if err := json.Unmarshal(e.Value(), &entries); err != nil {
+					return nil, fmt.Errorf("load state of %s: journal entry %s: %w", connector, e.Key(), err)
+				}
+				for key, p := range entries {
+					p.Journal = id
+					snap.Pending[key] = p
+				}
+				snap.Journals = append(snap.Journals, id)
 				continue
 			}
 			if rest, ok := strings.CutPrefix(e.Key(), pendingPrefix); ok {
@@ -299,6 +324,9 @@ type Pending struct {
 	Delete bool `json:"delete,omitempty"`
 	// Value is the new value (nil for Delete).
 	Value []byte `json:"value,omitempty"`
+	// Journal is, in a Snapshot, the id of the shared journal entry that
+	// holds this one; empty for a container's own entry.
+	Journal string `json:"-"`
 }
 
 func pendingKey(key string) (string, error) {
@@ -333,6 +361,35 @@ func (s *Store) DeletePending(ctx context.Context, key string) error {
 	}
 	if err := s.kv.Purge(ctx, pk); err != nil {
 		return fmt.Errorf("clear journal of %s: %w", key, err)
+	}
+	return nil
+}
+
+// PutJournal records, in one write, that the containers of entries (by
+// key, all of connector) are about to change: the journal entry of a batch
+// of containers committed together. id names it (one KV key token) until
+// DeleteJournal.
+func (s *Store) PutJournal(ctx context.Context, connector, id string, entries map[string]Pending) error {
+	if err := checkToken(connector); err != nil {
+		return fmt.Errorf("journal changes: %w", err)
+	}
+	if err := checkToken(id); err != nil {
+		return fmt.Errorf("journal changes of %s: %w", connector, err)
+	}
+	b, err := json.Marshal(entries)
+	if err != nil {
+		return fmt.Errorf("journal changes of %s: %w", connector, err)
+	}
+	if _, err := s.kv.Put(ctx, connector+"."+kindJournal+"."+id, b); err != nil {
+		return fmt.Errorf("journal %d changes of %s: %w", len(entries), connector, err)
+	}
+	return nil
+}
+
+// DeleteJournal removes a journal entry PutJournal wrote.
+func (s *Store) DeleteJournal(ctx context.Context, connector, id string) error {
+	if err := s.kv.Purge(ctx, connector+"."+kindJournal+"."+id); err != nil {
+		return fmt.Errorf("clear journal %s of %s: %w", id, connector, err)
 	}
 	return nil
 }

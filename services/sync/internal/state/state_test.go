@@ -114,3 +114,52 @@ func TestMeta(t *testing.T) {
 		t.Fatalf("bad connector: %v", err)
 	}
 }
+
+// TestJournal: a shared journal entry loads as one Pending per container,
+// each naming it, until it is deleted; a bad id or connector is refused.
+func TestJournal(t *testing.T) {
+	ctx := context.Background()
+	js := testkit.StartNATS(t).JetStream(t)
+	s, err := state.Open(ctx, js, state.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := map[string]state.Pending{
+		"c1.members.g": {Prev: 3, Value: []byte("v")},
+		"c1.user.u":    {Prev: 5, Delete: true},
+	}
+	if err := s.PutJournal(ctx, "c1", "j1", entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutJournal(ctx, "c2", "j1", map[string]state.Pending{"c2.user.x": {Prev: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Load(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Pending) != 2 || len(snap.Journals) != 1 || snap.Journals[0] != "j1" || len(snap.Containers) != 0 {
+		t.Fatalf("loaded pending %+v, journals %v, containers %v", snap.Pending, snap.Journals, snap.Containers)
+	}
+	if p := snap.Pending["c1.members.g"]; p.Prev != 3 || string(p.Value) != "v" || p.Journal != "j1" {
+		t.Errorf("members g: %+v", p)
+	}
+	if p := snap.Pending["c1.user.u"]; p.Prev != 5 || !p.Delete || p.Journal != "j1" {
+		t.Errorf("user u: %+v", p)
+	}
+	if err := s.DeleteJournal(ctx, "c1", "j1"); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err = s.Load(ctx, "c1"); err != nil || len(snap.Pending) != 0 || len(snap.Journals) != 0 {
+		t.Fatalf("after delete: %+v, %v, %v", snap.Pending, snap.Journals, err)
+	}
+	if other, err := s.Load(ctx, "c2"); err != nil || len(other.Pending) != 1 {
+		t.Fatalf("c2's journal: %+v, %v", other.Pending, err)
+	}
+	if err := s.PutJournal(ctx, "c1", "a.b", entries); !errors.Is(err, state.ErrInvalidKey) {
+		t.Errorf("bad id: %v", err)
+	}
+	if err := s.PutJournal(ctx, "c*", "j2", entries); !errors.Is(err, state.ErrInvalidKey) {
+		t.Errorf("bad connector: %v", err)
+	}
+}
