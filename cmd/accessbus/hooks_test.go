@@ -171,3 +171,56 @@ func addMemberThroughOkta(t *testing.T, dataDir string) (groupID, userID string)
 }
 
 func urlQuery(s string) string { return strings.NewReplacer(" ", "%20", `"`, "%22").Replace(s) }
+
+// TestSystemLogCatchUpThroughDev: with no hook registered, a membership
+// added through Okta's API reaches access.demo.grant.added through the
+// System Log catch-up (polled every second here).
+func TestSystemLogCatchUpThroughDev(t *testing.T) {
+	t.Setenv("ACCESSBUS_SYSTEM_LOG_POLL", "1s")
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan [2]string, 1)
+	errCh := make(chan error, 1)
+	logs := &syncBuffer{}
+	go func() {
+		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second,
+			demo: true}, io.Discard, logs, func(h, n string) { ready <- [2]string{h, n} })
+	}()
+	var server, natsURL string
+	select {
+	case a := <-ready:
+		server, natsURL = "http://"+a[0], a[1]
+	case err := <-errCh:
+		t.Fatalf("dev --demo stopped: %v\n%s", err, logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("dev --demo not ready in 60s")
+	}
+	waitConnected(t, server, "demo", logs)
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	cons, err := js.OrderedConsumer(ctx, "ACCESS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"access.demo.grant.added"}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group, user := addMemberThroughOkta(t, dir)
+	want := fmt.Sprintf("group_membership/%s/%s", group, user)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		msg, err := cons.Next(jetstream.FetchMaxWait(time.Second))
+		if err == nil && strings.Contains(string(msg.Data()), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no grant.added for %s within 90s\n%s", want, logs.String())
+		}
+	}
+	cancel()
+	if err := <-errCh; err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+}

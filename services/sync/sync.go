@@ -5,15 +5,19 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/lease"
+	"github.com/accessbus/accessbus/libs/okta"
 	"github.com/accessbus/accessbus/libs/ratelimit"
 	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
@@ -55,6 +59,9 @@ type Config struct {
 	// tests, a fast demo): the org's clock runs this many times faster, and
 	// the rate budget's windows shrink to match. Leave it at 1 for Okta.
 	OktaTimeScale float64 `env:"ACCESSBUS_OKTA_TIME_SCALE, default=1"`
+	// LogPollEvery is how often each connector's System Log is read for
+	// changes a hook did not bring; 0 turns the catch-up off.
+	LogPollEvery time.Duration `env:"ACCESSBUS_SYSTEM_LOG_POLL, default=60s"`
 }
 
 // ConfigFromEnv reads Config from the process environment with its defaults.
@@ -85,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseTTL < 3*time.Second {
 		errs = append(errs, fmt.Errorf("ACCESSBUS_SYNC_LEASE_TTL %s: must be at least 3s", c.LeaseTTL))
+	}
+	if c.LogPollEvery < 0 || (c.LogPollEvery > 0 && c.LogPollEvery < time.Second) {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_SYSTEM_LOG_POLL %s: must be 0 (off) or at least 1s, for example 60s", c.LogPollEvery))
 	}
 	if c.OktaTimeScale < 1 {
 		errs = append(errs, fmt.Errorf("ACCESSBUS_OKTA_TIME_SCALE %g: must be 1 (Okta) or more (a time-scaled simulator)", c.OktaTimeScale))
@@ -194,12 +204,79 @@ func Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return err
 	}
+	pollDone := make(chan struct{})
+	if cfg.LogPollEvery > 0 {
+		stateKV, err := js.KeyValue(ctx, state.DefaultBucket)
+		if err != nil {
+			return err
+		}
+		poller, err := hooks.NewPoller(ctx, js, intake, &pollSource{conns: conns, stateKV: stateKV, w: w},
+			hooks.PollerOptions{Every: cfg.LogPollEvery, Replicas: cfg.StreamReplicas, Logger: log})
+		if err != nil {
+			return err
+		}
+		go func() { defer close(pollDone); poller.Run(ctx) }()
+	} else {
+		close(pollDone)
+	}
 	deps.Health.SetReady(Name, nil)
 	log.Info("sync service ready", "workers", cfg.Workers, "interval", cfg.Interval.String())
 	<-ctx.Done()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	<-pollDone
 	return errors.Join(intakeSub.Stop(stopCtx), co.Close(), w.Stop(stopCtx))
+}
+
+// pollSource gives the System Log poller the connectors with a token, their
+// Okta clients and their last completed full sync.
+type pollSource struct {
+	conns   *connectors.Store
+	stateKV jetstream.KeyValue
+	w       *worker.Worker
+}
+
+func (p *pollSource) Connectors(ctx context.Context) ([]string, error) {
+	cs, err := p.conns.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, c := range cs {
+		if c.GetTokenSet() {
+			ids = append(ids, c.GetId())
+		}
+	}
+	return ids, nil
+}
+
+func (p *pollSource) Client(ctx context.Context, id string) (*okta.Client, error) {
+	c, err := p.conns.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return p.w.OktaClient(ctx, c)
+}
+
+// SyncedSince is the Okta time (the org's clock, from its Date header) at
+// which the connector's last full sync began, as the full sync records it.
+func (p *pollSource) SyncedSince(ctx context.Context, id string) (time.Time, bool, error) {
+	e, err := p.stateKV.Get(ctx, id+".sync-meta")
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read sync meta of %s: %w", id, err)
+	}
+	var m state.SyncMeta
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		return time.Time{}, false, fmt.Errorf("decode sync meta of %s: %w", id, err)
+	}
+	at := m.Watermark
+	if at.IsZero() {
+		at = m.LastFull
+	}
+	return at, !at.IsZero(), nil
 }
 
 // requestTargeted hands coalesced hook work to the sync workers as one
