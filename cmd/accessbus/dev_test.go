@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,24 +17,34 @@ import (
 // startDev runs accessbus dev on dataDir until the returned stop is called.
 func startDev(t *testing.T, dataDir string) (httpAddr, natsURL string, stop func() error, logs *syncBuffer) {
 	t.Helper()
+	return startDevWith(t, devOptions{dataDir: dataDir})
+}
+
+// startDevWith runs accessbus dev with o (on a free loopback port, at log
+// level info) until the returned stop is called.
+func startDevWith(t *testing.T, o devOptions) (httpAddr, natsURL string, stop func() error, logs *syncBuffer) {
+	t.Helper()
+	o.httpAddr, o.logLevel, o.shutdownTimeout = "127.0.0.1:0", "info", 20*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	readyCh := make(chan [2]string, 1)
 	errCh := make(chan error, 1)
 	logs = &syncBuffer{}
 	go func() {
-		errCh <- runDev(ctx, devOptions{
-			dataDir: dataDir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second,
-		}, io.Discard, logs, func(h, n string) { readyCh <- [2]string{h, n} })
+		errCh <- runDev(ctx, o, io.Discard, logs, func(h, n string) { readyCh <- [2]string{h, n} })
 	}()
 	select {
 	case a := <-readyCh:
-		return a[0], a[1], func() error { cancel(); return <-errCh }, logs
+		var once sync.Once
+		var err error
+		stop = func() error { once.Do(func() { cancel(); err = <-errCh }); return err }
+		t.Cleanup(func() { _ = stop() })
+		return a[0], a[1], stop, logs
 	case err := <-errCh:
 		cancel()
 		t.Fatalf("accessbus dev stopped before ready: %v\n%s", err, logs.String())
-	case <-time.After(30 * time.Second):
+	case <-time.After(60 * time.Second):
 		cancel()
-		t.Fatalf("accessbus dev not ready in 30s\n%s", logs.String())
+		t.Fatalf("accessbus dev not ready in 60s\n%s", logs.String())
 	}
 	return "", "", nil, nil
 }

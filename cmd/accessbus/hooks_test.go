@@ -22,24 +22,9 @@ import (
 // reaches access.demo.grant.added without waiting for the schedule.
 func TestHookRegisteredAndDeliveringThroughDev(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan [2]string, 1)
-	errCh := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() {
-		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second,
-			demo: true, demoTimeScale: 50}, io.Discard, logs, func(h, n string) { ready <- [2]string{h, n} })
-	}()
-	var server, natsURL string
-	select {
-	case a := <-ready:
-		server, natsURL = "http://"+a[0], a[1]
-	case err := <-errCh:
-		t.Fatalf("dev --demo stopped: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev --demo not ready in 60s")
-	}
+	ctx := context.Background()
+	addr, natsURL, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true, demoTimeScale: 50})
+	server := "http://" + addr
 	waitConnected(t, server, "demo", logs)
 
 	if out, err := cli(t, "hooks", "status", "--connector", "demo", "--server", server); err != nil || !strings.Contains(out, "no event hook is registered") {
@@ -85,8 +70,7 @@ func TestHookRegisteredAndDeliveringThroughDev(t *testing.T) {
 	if strings.Contains(logs.String(), "Authorization") && strings.Contains(logs.String(), "SSWS") {
 		t.Fatal("a credential reached the log")
 	}
-	cancel()
-	if err := <-errCh; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("clean stop: %v", err)
 	}
 }
@@ -178,24 +162,9 @@ func urlQuery(s string) string { return strings.NewReplacer(" ", "%20", `"`, "%2
 func TestSystemLogCatchUpThroughDev(t *testing.T) {
 	t.Setenv("ACCESSBUS_SYSTEM_LOG_POLL", "1s")
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan [2]string, 1)
-	errCh := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() {
-		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second,
-			demo: true}, io.Discard, logs, func(h, n string) { ready <- [2]string{h, n} })
-	}()
-	var server, natsURL string
-	select {
-	case a := <-ready:
-		server, natsURL = "http://"+a[0], a[1]
-	case err := <-errCh:
-		t.Fatalf("dev --demo stopped: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev --demo not ready in 60s")
-	}
+	ctx := context.Background()
+	addr, natsURL, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true})
+	server := "http://" + addr
 	waitConnected(t, server, "demo", logs)
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
@@ -219,8 +188,7 @@ func TestSystemLogCatchUpThroughDev(t *testing.T) {
 			t.Fatalf("no grant.added for %s within 90s\n%s", want, logs.String())
 		}
 	}
-	cancel()
-	if err := <-errCh; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("clean stop: %v", err)
 	}
 }

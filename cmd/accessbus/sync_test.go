@@ -29,37 +29,13 @@ func cli(t *testing.T, args ...string) (string, error) {
 // status, runs, grants and an export, as a user would see them.
 func TestDemoSyncThroughTheCLI(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	errCh := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() {
-		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second,
-			demo: true, demoTimeScale: 50}, io.Discard, logs, func(h, _ string) { ready <- h })
-	}()
-	var server string
-	select {
-	case h := <-ready:
-		server = "http://" + h
-	case err := <-errCh:
-		t.Fatalf("dev --demo stopped: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev --demo not ready in 60s")
-	}
+	addr, _, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true, demoTimeScale: 50})
+	server := "http://" + addr
 	// The scheduler syncs the new connector at once.
-	deadline := time.Now().Add(90 * time.Second)
-	var status string
-	for {
-		out, err := cli(t, "sync", "status", "--connector", "demo", "--server", server)
-		if err == nil && strings.Contains(out, "status      connected") && strings.Contains(out, ": completed") {
-			status = out
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("demo connector not connected in 90s: %v\n%s\n%s", err, out, logs.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+	waitConnected(t, server, "demo", logs)
+	status, err := cli(t, "sync", "status", "--connector", "demo", "--server", server)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, want := range []string{"token       set", "review roles true", "SUPER_ADMIN", "group_memberships"} {
 		if !strings.Contains(strings.ReplaceAll(status, " ", " "), want) && !strings.Contains(status, strings.ReplaceAll(want, "_", " ")) {
@@ -110,8 +86,7 @@ func TestDemoSyncThroughTheCLI(t *testing.T) {
 	if strings.Contains(logs.String(), "SSWS ") {
 		t.Fatal("an Okta token reached the log")
 	}
-	cancel()
-	if err := <-errCh; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("clean stop: %v", err)
 	}
 }
@@ -132,34 +107,12 @@ func TestDevSyncsAnOktaOrgWithAReadOnlyToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("ACCESSBUS_OKTA_TIME_SCALE", "50")
-	ready := make(chan string, 1)
-	errCh := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() {
-		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second,
-			oktaDomain: sim.URL, oktaTokenFile: tokenFile, oktaConnector: "acme"}, io.Discard, logs, func(h, _ string) { ready <- h })
-	}()
-	var server string
-	select {
-	case h := <-ready:
-		server = "http://" + h
-	case err := <-errCh:
-		t.Fatalf("dev stopped: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		t.Fatal("dev not ready in 60s")
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	var status string
-	for {
-		out, err := cli(t, "sync", "status", "--connector", "acme", "--server", server)
-		if err == nil && strings.Contains(out, "status      connected") && strings.Contains(out, ": completed") {
-			status = out
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connector not connected in 90s: %v\n%s\n%s", err, out, logs.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+	addr, _, stop, logs := startDevWith(t, devOptions{dataDir: dir, oktaDomain: sim.URL, oktaTokenFile: tokenFile, oktaConnector: "acme"})
+	server := "http://" + addr
+	waitConnected(t, server, "acme", logs)
+	status, err := cli(t, "sync", "status", "--connector", "acme", "--server", server)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, want := range []string{"review groups true", "provision groups false", "review apps true", "provision apps false", "review roles false", "skipped role_assignment"} {
 		if !strings.Contains(status, want) {
@@ -169,8 +122,7 @@ func TestDevSyncsAnOktaOrgWithAReadOnlyToken(t *testing.T) {
 	if strings.Contains(logs.String(), sim.Tokens.ReadOnlyAdmin) {
 		t.Fatal("the Okta token reached the log")
 	}
-	cancel()
-	if err := <-errCh; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("clean stop: %v", err)
 	}
 }
