@@ -172,7 +172,7 @@ func summary(ev *eventsv1.SyncRunCompleted, consumed int) string {
 	for _, n := range ev.GetApiCalls() {
 		calls += n
 	}
-	return fmt.Sprintf("demo sync completed in %s: %s; %d changes published, %d access events consumed, %d Okta API calls, %d skipped parts",
+	return fmt.Sprintf("demo sync completed in %s: read %s; %d changes published, %d access events consumed, %d Okta API calls, %d skipped parts",
 		ev.GetDuration().AsDuration().Round(time.Millisecond), strings.Join(parts, ", "), changes, consumed, calls, len(ev.GetSkipped()))
 }
 
