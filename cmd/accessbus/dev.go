@@ -44,6 +44,20 @@ type devOptions struct {
 	oktaDomain      string
 	oktaTokenFile   string
 	oktaConnector   string
+
+	// The fields below are for in-process callers (`accessbus bench
+	// realtime`), not flags; their zero values change nothing.
+
+	// demoProfile is the demo org's profile (small, medium or large);
+	// empty is small.
+	demoProfile string
+	// onDemoSim, when set, is handed the demo's simulator once it serves,
+	// so that a benchmark can change the org directly and read its counts.
+	onDemoSim func(*oktasim.Running)
+	// tuneSync, when set, adjusts the sync service's configuration after it
+	// was read from the environment (a benchmark sets the System Log poll
+	// without touching the process environment).
+	tuneSync func(*syncsvc.Config)
 }
 
 func newDevCmd() *cobra.Command {
@@ -125,7 +139,7 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 	if o.demoTimeScale < 1 || (o.demoTimeScale != 1 && !o.demo) {
 		return fmt.Errorf("--demo-time-scale %g: use 1 or more, with --demo", o.demoTimeScale)
 	}
-	services, err := devServices(ctx, key, o.demoTimeScale)
+	services, err := devServices(ctx, key, o.demoTimeScale, o.tuneSync)
 	if err != nil {
 		return err
 	}
@@ -195,9 +209,12 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 	var sim *oktasim.Running
 	if o.demo {
 		var line string
-		sim, line, err = startDemoOrg(ctx, o.dataDir, o.demoTimeScale)
+		sim, line, err = startDemoOrg(ctx, o.dataDir, o.demoProfile, o.demoTimeScale)
 		if err != nil {
 			return err
+		}
+		if o.onDemoSim != nil {
+			o.onDemoSim(sim)
 		}
 		demoLine = line
 		afterDrain = append(afterDrain, sim.Close)
@@ -306,11 +323,14 @@ const secretsKeyFile = "secrets.key"
 // demoTokensFile holds the demo org's URL and admin tokens in the data dir.
 const demoTokensFile = "demo-okta.json"
 
-// startDemoOrg serves the Okta simulator's small org (seed 1, Workforce
-// limits) on a free loopback port and writes its URL and tokens to the data
-// dir, so the demo has an Okta org to connect to.
-func startDemoOrg(ctx context.Context, dataDir string, timeScale float64) (*oktasim.Running, string, error) {
-	sim, err := oktasim.Start(ctx, oktasim.Config{Profile: "small", Seed: 1, Addr: "127.0.0.1:0", TimeScale: timeScale})
+// startDemoOrg serves the Okta simulator's org of profile (empty: small;
+// seed 1, Workforce limits) on a free loopback port and writes its URL and
+// tokens to the data dir, so the demo has an Okta org to connect to.
+func startDemoOrg(ctx context.Context, dataDir, profile string, timeScale float64) (*oktasim.Running, string, error) {
+	if profile == "" {
+		profile = "small"
+	}
+	sim, err := oktasim.Start(ctx, oktasim.Config{Profile: profile, Seed: 1, Addr: "127.0.0.1:0", TimeScale: timeScale})
 	if err != nil {
 		return nil, "", fmt.Errorf("start the demo Okta org: %w", err)
 	}
@@ -326,15 +346,19 @@ func startDemoOrg(ctx context.Context, dataDir string, timeScale float64) (*okta
 		_ = sim.Close(ctx)
 		return nil, "", fmt.Errorf("write the demo org's tokens: %w", err)
 	}
-	return sim, fmt.Sprintf("demo Okta org (simulator, small profile): %s  tokens in %s", sim.URL, filepath.Join(dataDir, demoTokensFile)), nil
+	return sim, fmt.Sprintf("demo Okta org (simulator, %s profile): %s  tokens in %s", profile, sim.URL, filepath.Join(dataDir, demoTokensFile)), nil
 }
 
 // devServices builds each service's configuration from the environment (so
-// their own variables still apply) for the one-process run.
-func devServices(ctx context.Context, key secrets.Key, timeScale float64) ([]service.Service, error) {
+// their own variables still apply) for the one-process run; tuneSync, when
+// not nil, adjusts the sync's.
+func devServices(ctx context.Context, key secrets.Key, timeScale float64, tuneSync func(*syncsvc.Config)) ([]service.Service, error) {
 	syncCfg, err := syncsvc.ConfigFromEnv(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if tuneSync != nil {
+		tuneSync(&syncCfg)
 	}
 	if timeScale > 1 {
 		syncCfg.OktaTimeScale = timeScale
