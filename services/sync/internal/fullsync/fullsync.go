@@ -566,18 +566,12 @@ func (r *runner) readApp(ctx context.Context, ag *errgroup.Group, st *streamer, 
 		}
 	}
 	ag.Go(func() error {
-		var got []okta.AppUser
-		err := r.d.Okta.ListAppUsers(ctx, app.ID, func(p []okta.AppUser) error {
-			got = append(got, p...)
-			return nil
-		})
+		got, read, err := readPart(r, "app/"+app.ID+"/users", "the user assignments of this app",
+			func(fn func([]okta.AppUser) error) error { return r.d.Okta.ListAppUsers(ctx, app.ID, fn) })
 		if err != nil {
-			reason, ok := partError(err)
-			if !ok {
-				return err
-			}
-			r.skip("app/"+app.ID+"/users", reason, "the user assignments of this app could not be read: "+err.Error())
-		} else {
+			return err
+		}
+		if read {
 			r.mu.Lock()
 			r.appUsers[app.ID] = got
 			r.mu.Unlock()
@@ -589,18 +583,12 @@ func (r *runner) readApp(ctx context.Context, ag *errgroup.Group, st *streamer, 
 		return nil
 	})
 	ag.Go(func() error {
-		var got []okta.AppGroup
-		err := r.d.Okta.ListAppGroups(ctx, app.ID, func(p []okta.AppGroup) error {
-			got = append(got, p...)
-			return nil
-		})
+		got, read, err := readPart(r, "app/"+app.ID+"/groups", "the group assignments of this app",
+			func(fn func([]okta.AppGroup) error) error { return r.d.Okta.ListAppGroups(ctx, app.ID, fn) })
 		if err != nil {
-			reason, ok := partError(err)
-			if !ok {
-				return err
-			}
-			r.skip("app/"+app.ID+"/groups", reason, "the group assignments of this app could not be read: "+err.Error())
-		} else {
+			return err
+		}
+		if read {
 			r.mu.Lock()
 			r.appGroups[app.ID] = got
 			r.mu.Unlock()
@@ -1202,4 +1190,23 @@ func (r *runner) publishFailed(ctx context.Context, f *Failure) error {
 		return fmt.Errorf("publish run failed: %w", err)
 	}
 	return nil
+}
+
+// readPart lists the items of one container. A failure that only concerns
+// this container (403, 404, 5xx) skips it by name and returns read false, so
+// it is left as it was; any other failure stops the run.
+func readPart[T any](r *runner, part, what string, list func(func([]T) error) error) (got []T, read bool, err error) {
+	err = list(func(p []T) error {
+		got = append(got, p...)
+		return nil
+	})
+	if err != nil {
+		reason, ok := partError(err)
+		if !ok {
+			return nil, false, err
+		}
+		r.skip(part, reason, what+" could not be read: "+err.Error())
+		return nil, false, nil
+	}
+	return got, true, nil
 }
