@@ -416,6 +416,9 @@ func startEmbeddedNATS(dir string) (*server.Server, error) {
 		StoreDir:   dir,
 		NoSigs:     true,
 		NoLog:      true,
+		// A group's members are one state value of about 23 bytes per member:
+		// NATS's default 1 MiB limit would stop a sync at about 45,000 members.
+		MaxPayload: maxPayload,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start embedded NATS: %w", err)
@@ -427,6 +430,10 @@ func startEmbeddedNATS(dir string) (*server.Server, error) {
 	}
 	return ns, nil
 }
+
+// maxPayload is the embedded server's largest message (NATS allows up to
+// 64 MiB; it recommends at most 8 MiB).
+const maxPayload = 8 << 20
 
 // lockDataDir makes sure one accessbus dev uses a data dir at a time: two
 // embedded servers on one JetStream store would corrupt it.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // startDev runs accessbus dev on dataDir until the returned stop is called.
@@ -166,5 +168,23 @@ func TestDevDemoServesTheSimulatorOrg(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "demo Okta org") {
 		t.Fatalf("dev did not say where the demo org is: %s", out.String())
+	}
+}
+
+// TestDevNATSTakesLargeGroups: the embedded server takes messages of a few
+// MiB, as the state of a group with 100,000 members needs.
+func TestDevNATSTakesLargeGroups(t *testing.T) {
+	_, natsURL, stop, _ := startDevWith(t, devOptions{dataDir: t.TempDir()})
+	defer stop()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if got := nc.MaxPayload(); got < 4<<20 {
+		t.Fatalf("max payload %d bytes, want at least 4 MiB", got)
+	}
+	if err := nc.Publish("dev.test.large", make([]byte, 3<<20)); err != nil {
+		t.Fatalf("publish 3 MiB: %v", err)
 	}
 }
