@@ -1154,16 +1154,7 @@ func (r *runner) publishCompleted(ctx context.Context) error {
 			ProbedAt:                 timestamppb.New(rep.Started),
 		},
 	}
-	for k := eventsv1.ResourceKind(1); k <= eventsv1.ResourceKind_RESOURCE_KIND_RESOURCE_SET; k++ {
-		if c, ok := rep.Resources[k]; ok {
-			ev.Resources = append(ev.Resources, &eventsv1.ResourceKindCounts{Kind: k, Counts: counts(c)})
-		}
-	}
-	for k := eventsv1.GrantKind(1); k <= eventsv1.GrantKind_GRANT_KIND_RESOURCE_SET_BINDING; k++ {
-		if c, ok := rep.Grants[k]; ok {
-			ev.Grants = append(ev.Grants, &eventsv1.GrantKindCounts{Kind: k, Counts: counts(c)})
-		}
-	}
+	ev.Resources, ev.Grants = rep.KindCounts()
 	_, err = r.d.Bus.Publish(ctx, subj, subjects.MsgID(subjects.DomainSync, r.c.ID, subjects.EntityRun, r.c.RunID, subjects.VerbCompleted), ev)
 	if err != nil {
 		return fmt.Errorf("publish run completed: %w", err)
@@ -1176,14 +1167,39 @@ func counts(c changes.Counts) *eventsv1.ChangeCounts {
 }
 
 func (r *runner) publishFailed(ctx context.Context, f *Failure) error {
-	subj, err := subjects.SyncRunFailed(r.c.ID)
+	return PublishFailed(ctx, r.d.Bus, r.c, r.report.Started, r.report.Finished, f)
+}
+
+// KindCounts are the report's counts in kind order, as run events and run
+// records carry them.
+func (rep Report) KindCounts() ([]*eventsv1.ResourceKindCounts, []*eventsv1.GrantKindCounts) {
+	var rs []*eventsv1.ResourceKindCounts
+	var gs []*eventsv1.GrantKindCounts
+	for k := eventsv1.ResourceKind(1); k <= eventsv1.ResourceKind_RESOURCE_KIND_RESOURCE_SET; k++ {
+		if c, ok := rep.Resources[k]; ok {
+			rs = append(rs, &eventsv1.ResourceKindCounts{Kind: k, Counts: counts(c)})
+		}
+	}
+	for k := eventsv1.GrantKind(1); k <= eventsv1.GrantKind_GRANT_KIND_RESOURCE_SET_BINDING; k++ {
+		if c, ok := rep.Grants[k]; ok {
+			gs = append(gs, &eventsv1.GrantKindCounts{Kind: k, Counts: counts(c)})
+		}
+	}
+	return rs, gs
+}
+
+// PublishFailed publishes sync.<c>.run.failed for run c.RunID of connector
+// c.ID. Run publishes it for its own failures; a caller that fails a run
+// before Run could start (no token, a bad domain) publishes it here.
+func PublishFailed(ctx context.Context, pub changes.Publisher, c Connector, started, failed time.Time, f *Failure) error {
+	subj, err := subjects.SyncRunFailed(c.ID)
 	if err != nil {
 		return err
 	}
-	_, err = r.d.Bus.Publish(ctx, subj, subjects.MsgID(subjects.DomainSync, r.c.ID, subjects.EntityRun, r.c.RunID, subjects.VerbFailed),
+	_, err = pub.Publish(ctx, subj, subjects.MsgID(subjects.DomainSync, c.ID, subjects.EntityRun, c.RunID, subjects.VerbFailed),
 		&eventsv1.SyncRunFailed{
-			ConnectorId: r.c.ID, RunId: r.c.RunID, RequestId: r.c.RequestID, Mode: eventsv1.SyncMode_SYNC_MODE_FULL,
-			StartedAt: timestamppb.New(r.report.Started), FailedAt: timestamppb.New(r.report.Finished),
+			ConnectorId: c.ID, RunId: c.RunID, RequestId: c.RequestID, Mode: eventsv1.SyncMode_SYNC_MODE_FULL,
+			StartedAt: timestamppb.New(started), FailedAt: timestamppb.New(failed),
 			Reason: f.Reason, Message: f.Message, OktaErrorCode: f.OktaCode,
 		})
 	if err != nil {

@@ -288,7 +288,8 @@ func (w *Worker) run(ctx context.Context, conn *eventsv1.Connector, req *eventsv
 	if f != nil {
 		rec.State, rec.FailureReason, rec.Message = syncv1.RunState_RUN_STATE_FAILED, f.Reason, f.Message
 		log.Warn("sync run failed before reading Okta", "reason", f.Reason.String(), "error", f.Message)
-		if err := w.publishFailed(ctx, rec, started); err != nil {
+		if err := fullsync.PublishFailed(ctx, w.d.Bus, fullsync.Connector{ID: conn.GetId(), RunID: rec.RunId, RequestID: rec.RequestId},
+			started, time.Now(), f); err != nil {
 			log.Error("publish run failed", "err", err)
 		}
 		return finish(f)
@@ -412,32 +413,8 @@ func options(o *eventsv1.ConnectorOptions, cfg Config) fullsync.Options {
 
 // fill copies a full sync's report into the run record.
 func fill(rec *syncv1.Run, rep fullsync.Report) {
-	for k := eventsv1.ResourceKind(1); k <= eventsv1.ResourceKind_RESOURCE_KIND_RESOURCE_SET; k++ {
-		if c, ok := rep.Resources[k]; ok {
-			rec.Resources = append(rec.Resources, &eventsv1.ResourceKindCounts{Kind: k, Counts: &eventsv1.ChangeCounts{Seen: c.Seen, Added: c.Added, Updated: c.Updated, Removed: c.Removed}})
-		}
-	}
-	for k := eventsv1.GrantKind(1); k <= eventsv1.GrantKind_GRANT_KIND_RESOURCE_SET_BINDING; k++ {
-		if c, ok := rep.Grants[k]; ok {
-			rec.Grants = append(rec.Grants, &eventsv1.GrantKindCounts{Kind: k, Counts: &eventsv1.ChangeCounts{Seen: c.Seen, Added: c.Added, Updated: c.Updated, Removed: c.Removed}})
-		}
-	}
+	rec.Resources, rec.Grants = rep.KindCounts()
 	rec.ApiCalls, rec.Http_429, rec.Skipped = rep.APICalls, rep.HTTP429, rep.Skipped
 	rec.RemovalsHeld, rec.RemovalsHeldCount = rep.RemovalsHeld, rep.RemovalsHeldCount
 	rec.EventsPublished, rec.LastAccessSequence = rep.Published, rep.LastAccessSequence
-}
-
-// publishFailed tells the bus about a run that failed before the full sync
-// could start (which publishes its own run events).
-func (w *Worker) publishFailed(ctx context.Context, rec *syncv1.Run, started time.Time) error {
-	subj, err := subjects.SyncRunFailed(rec.ConnectorId)
-	if err != nil {
-		return err
-	}
-	_, err = w.d.Bus.Publish(ctx, subj, subjects.MsgID(subjects.DomainSync, rec.ConnectorId, subjects.EntityRun, rec.RunId, subjects.VerbFailed),
-		&eventsv1.SyncRunFailed{
-			ConnectorId: rec.ConnectorId, RunId: rec.RunId, RequestId: rec.RequestId, Mode: rec.Mode,
-			StartedAt: timestamppb.New(started), FailedAt: timestamppb.Now(), Reason: rec.FailureReason, Message: rec.Message,
-		})
-	return err
 }
