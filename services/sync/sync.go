@@ -5,13 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
@@ -206,11 +203,7 @@ func Run(ctx context.Context, deps Deps) error {
 	}
 	pollDone := make(chan struct{})
 	if cfg.LogPollEvery > 0 {
-		stateKV, err := js.KeyValue(ctx, state.DefaultBucket)
-		if err != nil {
-			return err
-		}
-		poller, err := hooks.NewPoller(ctx, js, intake, &pollSource{conns: conns, stateKV: stateKV, w: w},
+		poller, err := hooks.NewPoller(ctx, js, intake, &pollSource{conns: conns, state: st, w: w},
 			hooks.PollerOptions{Every: cfg.LogPollEvery, Replicas: cfg.StreamReplicas, Logger: log})
 		if err != nil {
 			return err
@@ -231,9 +224,9 @@ func Run(ctx context.Context, deps Deps) error {
 // pollSource gives the System Log poller the connectors with a token, their
 // Okta clients and their last completed full sync.
 type pollSource struct {
-	conns   *connectors.Store
-	stateKV jetstream.KeyValue
-	w       *worker.Worker
+	conns *connectors.Store
+	state *state.Store
+	w     *worker.Worker
 }
 
 func (p *pollSource) Connectors(ctx context.Context) ([]string, error) {
@@ -261,16 +254,9 @@ func (p *pollSource) Client(ctx context.Context, id string) (*okta.Client, error
 // SyncedSince is the Okta time (the org's clock, from its Date header) at
 // which the connector's last full sync began, as the full sync records it.
 func (p *pollSource) SyncedSince(ctx context.Context, id string) (time.Time, bool, error) {
-	e, err := p.stateKV.Get(ctx, id+".sync-meta")
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return time.Time{}, false, nil
-	}
+	m, err := p.state.Meta(ctx, id)
 	if err != nil {
-		return time.Time{}, false, fmt.Errorf("read sync meta of %s: %w", id, err)
-	}
-	var m state.SyncMeta
-	if err := json.Unmarshal(e.Value(), &m); err != nil {
-		return time.Time{}, false, fmt.Errorf("decode sync meta of %s: %w", id, err)
+		return time.Time{}, false, err
 	}
 	at := m.Watermark
 	if at.IsZero() {

@@ -216,6 +216,26 @@ func (s *Store) PutMeta(ctx context.Context, connector string, m SyncMeta) error
 	return nil
 }
 
+// Meta reads a connector's SyncMeta alone (zero before its first run),
+// without loading its containers.
+func (s *Store) Meta(ctx context.Context, connector string) (SyncMeta, error) {
+	var m SyncMeta
+	if err := checkToken(connector); err != nil {
+		return m, fmt.Errorf("read sync meta: %w", err)
+	}
+	e, err := s.kv.Get(ctx, connector+"."+metaKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return m, nil
+	}
+	if err != nil {
+		return m, fmt.Errorf("read sync meta of %s: %w", connector, err)
+	}
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		return m, fmt.Errorf("decode sync meta of %s: %w", connector, err)
+	}
+	return m, nil
+}
+
 // Load reads every container and journal entry of connector, with one KV
 // watcher rather than a Get per key.
 func (s *Store) Load(ctx context.Context, connector string) (*Snapshot, error) {

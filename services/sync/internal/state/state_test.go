@@ -113,6 +113,16 @@ func TestMeta(t *testing.T) {
 	if err := s.PutMeta(ctx, "bad.id", m); !errors.Is(err, state.ErrInvalidKey) {
 		t.Fatalf("bad connector: %v", err)
 	}
+	// Meta alone reads the same, and zero for a connector without one.
+	if got, err := s.Meta(ctx, "c1"); err != nil || !got.Watermark.Equal(m.Watermark) || got.SinceFull != 3 {
+		t.Fatalf("Meta(c1) %+v, %v", got, err)
+	}
+	if got, err := s.Meta(ctx, "c2"); err != nil || !got.Watermark.IsZero() {
+		t.Fatalf("Meta(c2) %+v, %v", got, err)
+	}
+	if _, err := s.Meta(ctx, "bad.id"); !errors.Is(err, state.ErrInvalidKey) {
+		t.Fatalf("Meta(bad.id): %v", err)
+	}
 }
 
 // TestJournal: a shared journal entry loads as one Pending per container,
