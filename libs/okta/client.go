@@ -163,7 +163,7 @@ func normalizeOrgURL(raw string) (string, bool, error) {
 	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
 		return "", false, fmt.Errorf("org URL %q: want scheme://host[:port] only: %w", raw, ErrInvalidConfig)
 	}
-	loopback := isLoopback(u.Hostname())
+	loopback := IsLoopbackHost(u.Hostname())
 	switch {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && loopback:
@@ -173,7 +173,10 @@ func normalizeOrgURL(raw string) (string, bool, error) {
 	return u.Scheme + "://" + u.Host, u.Scheme == "http", nil
 }
 
-func isLoopback(host string) bool {
+// IsLoopbackHost reports whether host is this machine (localhost or a
+// loopback IP): the only hosts Okta-facing URLs may reach over plain http
+// (the simulator, tests).
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -47,8 +47,7 @@ func hookURL(raw, connector string) (string, error) {
 		return "", fmt.Errorf("url %q: give the public https URL of accessbus, such as https://accessbus.example.com%s", raw, receiverPath(connector))
 	}
 	if u.Scheme == "http" {
-		h := u.Hostname()
-		if h != "localhost" && h != "127.0.0.1" && h != "::1" {
+		if !okta.IsLoopbackHost(u.Hostname()) {
 			return "", fmt.Errorf("url %q: Okta delivers event hooks over https only; use https://%s%s", raw, u.Host, u.Path)
 		}
 	}
