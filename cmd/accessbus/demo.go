@@ -176,8 +176,9 @@ func summary(ev *eventsv1.SyncRunCompleted, consumed int) string {
 		ev.GetDuration().AsDuration().Round(time.Millisecond), strings.Join(parts, ", "), changes, consumed, calls, len(ev.GetSkipped()))
 }
 
+// kindName is a kind's enum name as plural words: "group memberships".
 func kindName(s, prefix string) string {
-	return strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(s, prefix), "_", " ")) + "s"
+	return strings.ReplaceAll(lowerName(s, prefix), "_", " ") + "s"
 }
 
 // next waits for c's next message until ctx ends.
