@@ -93,7 +93,12 @@ func (r *runner) incrementalSince() (time.Time, string) {
 // writeMeta records what the next run builds on. A run that held removals
 // forces the next one to read in full, so that it finds them again.
 func (r *runner) writeMeta(ctx context.Context) error {
-	m := state.SyncMeta{Fingerprint: r.fingerprint(), LastFull: r.snap.Meta.LastFull, SinceFull: r.snap.Meta.SinceFull + 1}
+	m := state.SyncMeta{Fingerprint: r.fingerprint(), LastFull: r.snap.Meta.LastFull, SinceFull: r.snap.Meta.SinceFull + 1,
+		Capabilities: state.MetaCapabilities{
+			ReviewGroupMembership: r.caps.ReviewGroupMembership,
+			ReviewAppAssignment:   r.caps.ReviewAppAssignment,
+			ReviewRoles:           r.caps.ReviewRoles,
+		}}
 	if !r.incremental {
 		m.LastFull, m.SinceFull = r.caps.ServerTime, 0
 	}

@@ -129,7 +129,7 @@ func (p *Poller) Poll(ctx context.Context, connector string) (int, error) {
 		if len(events) > 0 {
 			evs := make([]LogEvent, 0, len(events))
 			for _, e := range events {
-				evs = append(evs, fromLog(e))
+				evs = append(evs, FromLog(e))
 			}
 			if err := p.in.HandleEvents(ctx, connector, evs); err != nil {
 				return read, err
@@ -176,8 +176,8 @@ func (p *Poller) store(ctx context.Context, connector, cursor string, rev uint64
 	return n, nil
 }
 
-// fromLog turns a System Log event into the shape hook deliveries have.
-func fromLog(e okta.LogEvent) LogEvent {
+// FromLog turns a System Log event into the shape hook deliveries have.
+func FromLog(e okta.LogEvent) LogEvent {
 	ev := LogEvent{UUID: e.UUID, Published: e.Published, EventType: e.EventType, Outcome: Outcome{Result: e.Outcome}}
 	for _, t := range e.Targets {
 		ev.Targets = append(ev.Targets, Actor{ID: t.ID, Type: t.Type, AlternateID: t.AlternateID, DisplayName: t.DisplayName})

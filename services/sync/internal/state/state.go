@@ -90,6 +90,11 @@ type Options struct {
 // Store reads and writes connectors' state. It is safe for concurrent use.
 type Store struct {
 	kv jetstream.KeyValue
+	// stream is the bucket's stream: Get reads a key's last message from it
+	// to see delete markers, which the KV API hides.
+	stream jetstream.Stream
+	// subjectPrefix is the stream subject of key "": $KV.<bucket>.
+	subjectPrefix string
 }
 
 // Open declares the state bucket (idempotently: an existing bucket is
@@ -111,7 +116,11 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("declare state bucket %s: %w", opts.Bucket, err)
 	}
-	return &Store{kv: kv}, nil
+	stream, err := js.Stream(ctx, "KV_"+opts.Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open state bucket %s: %w", opts.Bucket, err)
+	}
+	return &Store{kv: kv, stream: stream, subjectPrefix: "$KV." + opts.Bucket + "."}, nil
 }
 
 // Key returns the state key of a container: <connector>.<kind>.<id>.
@@ -199,6 +208,16 @@ type SyncMeta struct {
 	// Fingerprint names the options and capabilities the state was built
 	// with: an incremental run needs the same.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// Capabilities are the token's review capabilities the last run found:
+	// a targeted resync, which probes nothing, reads within them.
+	Capabilities MetaCapabilities `json:"capabilities,omitzero"`
+}
+
+// MetaCapabilities are the review capabilities of SyncMeta.
+type MetaCapabilities struct {
+	ReviewGroupMembership bool `json:"review_group_membership,omitempty"`
+	ReviewAppAssignment   bool `json:"review_app_assignment,omitempty"`
+	ReviewRoles           bool `json:"review_roles,omitempty"`
 }
 
 // PutMeta writes a connector's SyncMeta.
@@ -242,8 +261,50 @@ func (s *Store) Load(ctx context.Context, connector string) (*Snapshot, error) {
 	if err := checkToken(connector); err != nil {
 		return nil, fmt.Errorf("load state: %w", err)
 	}
+	return s.load(ctx, connector, []string{connector + ".>"})
+}
+
+// LoadPending reads what a targeted resync needs before it changes
+// anything: connector's SyncMeta, its journal entries and the containers
+// they name (so that Committer.Recover can finish them), without the other
+// containers.
+func (s *Store) LoadPending(ctx context.Context, connector string) (*Snapshot, error) {
+	if err := checkToken(connector); err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	snap, err := s.load(ctx, connector, []string{
+		connector + "." + metaKey, connector + "." + kindPending + ".>", connector + "." + kindJournal + ".>",
+	})
+	if err != nil {
+		return nil, err
+	}
+	for key := range snap.Pending {
+		ent, err := s.Get(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		snap.Containers[key] = ent
+	}
+	return snap, nil
+}
+
+// LoadKind reads the containers of one kind of connector (such as every
+// app's group assignments), deleted ones included, by key.
+func (s *Store) LoadKind(ctx context.Context, connector, kind string) (map[string]Entry, error) {
+	if err := checkToken(connector); err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	snap, err := s.load(ctx, connector, []string{connector + "." + kind + ".*"})
+	if err != nil {
+		return nil, err
+	}
+	return snap.Containers, nil
+}
+
+// load reads the keys of connector matching filters with one KV watcher.
+func (s *Store) load(ctx context.Context, connector string, filters []string) (*Snapshot, error) {
 	snap := &Snapshot{Containers: map[string]Entry{}, Pending: map[string]Pending{}}
-	w, err := s.kv.Watch(ctx, connector+".>")
+	w, err := s.kv.WatchFiltered(ctx, filters)
 	if err != nil {
 		return nil, fmt.Errorf("load state of %s: %w", connector, err)
 	}
@@ -323,16 +384,20 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// Get returns one container.
+// Get returns one container as Load would: a deleted one with its delete
+// marker's revision, which the container's next change builds on.
 func (s *Store) Get(ctx context.Context, key string) (Entry, error) {
-	e, err := s.kv.Get(ctx, key)
+	m, err := s.stream.GetLastMsgForSubject(ctx, s.subjectPrefix+key)
 	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return Entry{}, nil
 	case err != nil:
 		return Entry{}, fmt.Errorf("read state %s: %w", key, err)
 	}
-	return Entry{Value: e.Value(), Revision: e.Revision()}, nil
+	if op := m.Header.Get("KV-Operation"); op == "DEL" || op == "PURGE" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
+		return Entry{Revision: m.Sequence, Deleted: true}, nil
+	}
+	return Entry{Value: m.Data, Revision: m.Sequence}, nil
 }
 
 // Pending is a journal entry: the value a container is being changed to

@@ -173,3 +173,69 @@ func TestJournal(t *testing.T) {
 		t.Errorf("bad connector: %v", err)
 	}
 }
+
+// TestGetAndLoadPending: Get answers as Load does, delete markers
+// included, and LoadPending returns the journal, the containers it names
+// and the meta, nothing else.
+func TestGetAndLoadPending(t *testing.T) {
+	ctx := context.Background()
+	js := testkit.StartNATS(t).JetStream(t)
+	s, err := state.Open(ctx, js, state.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Get(ctx, "c1.user.never"); err != nil || e.Revision != 0 || e.Exists() {
+		t.Fatalf("never written: %+v, %v", e, err)
+	}
+	rev, err := s.Put(ctx, "c1.user.u", []byte("u1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := s.Get(ctx, "c1.user.u"); err != nil || e.Revision != rev || string(e.Value) != "u1" || !e.Exists() {
+		t.Fatalf("written: %+v, %v", e, err)
+	}
+	if err := s.Delete(ctx, "c1.user.u"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "c1.user.u")
+	if err != nil || !got.Deleted || got.Exists() || got.Revision <= rev {
+		t.Fatalf("deleted: %+v, %v", got, err)
+	}
+	snap, err := s.Load(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := snap.Containers["c1.user.u"]; e.Revision != got.Revision || !e.Deleted {
+		t.Fatalf("Load says %+v, Get %+v", e, got)
+	}
+
+	if _, err := s.Put(ctx, "c1.members.g", []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	grev, _ := s.Put(ctx, "c1.group.g", []byte("g"))
+	if err := s.PutJournal(ctx, "c1", "j1", map[string]state.Pending{"c1.group.g": {Prev: grev, Value: []byte("g2")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPending(ctx, "c1.user.u", state.Pending{Prev: got.Revision, Value: []byte("u2")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutMeta(ctx, "c1", state.SyncMeta{Fingerprint: "f", Capabilities: state.MetaCapabilities{ReviewRoles: true}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.LoadPending(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Pending) != 2 || len(p.Journals) != 1 || len(p.Containers) != 2 {
+		t.Fatalf("pending %v, journals %v, containers %v", p.Pending, p.Journals, p.Containers)
+	}
+	if e := p.Containers["c1.group.g"]; e.Revision != grev || string(e.Value) != "g" {
+		t.Errorf("journaled group: %+v", e)
+	}
+	if e := p.Containers["c1.user.u"]; !e.Deleted || e.Revision != got.Revision {
+		t.Errorf("journaled deleted user: %+v", e)
+	}
+	if p.Meta.Fingerprint != "f" || !p.Meta.Capabilities.ReviewRoles {
+		t.Errorf("meta %+v", p.Meta)
+	}
+}
