@@ -153,6 +153,55 @@ func TestTransientFailureIsRedeliveredWithGrowingDelay(t *testing.T) {
 	}
 }
 
+// TestRetryAfterSetsTheDelay: a handler's RetryAfter replaces the spec's
+// growing delay, shorter or longer.
+func TestRetryAfterSetsTheDelay(t *testing.T) {
+	b, _ := setup(t, bus.Options{})
+	ctx := context.Background()
+	var mu sync.Mutex
+	var times []time.Time
+	done := make(chan struct{})
+	sub, err := bus.Consume(ctx, b, bus.ConsumerSpec{
+		Stream: "SYNC", Durable: "retry-after", Filter: []string{"sync.*.request"},
+		RetryBase: 5 * time.Second, RetryMax: 5 * time.Second, MaxDeliver: 10,
+	}, func(ctx context.Context, m *bus.Message[*wrapperspb.StringValue]) error {
+		mu.Lock()
+		defer mu.Unlock()
+		times = append(times, time.Now())
+		switch len(times) {
+		case 1, 2:
+			return bus.RetryAfter(errors.New("busy"), 50*time.Millisecond)
+		case 3:
+			return bus.RetryAfter(errors.New("busy for longer"), 600*time.Millisecond)
+		}
+		close(done)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop(ctx)
+	if _, err := b.Publish(ctx, "sync.c1.request", "r-after", str("x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(4 * time.Second):
+		t.Fatalf("handler saw %d deliveries within 4 s, want 4: the spec's 5 s delay was used", len(times))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if gap := times[3].Sub(times[2]); gap < 600*time.Millisecond {
+		t.Errorf("redelivery after %s, want at least the 600 ms asked for", gap)
+	}
+	if err := bus.RetryAfter(nil, time.Second); err != nil {
+		t.Errorf("RetryAfter(nil) = %v", err)
+	}
+	if err := bus.RetryAfter(context.Canceled, time.Second); !errors.Is(err, context.Canceled) {
+		t.Errorf("RetryAfter hides its error: %v", err)
+	}
+}
+
 // dlqRecorder waits for dead letters of one subject.
 func readDeadLetters(t *testing.T, js jetstream.JetStream, n int) []*eventsv1.DeadLetter {
 	t.Helper()

@@ -3,6 +3,7 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Sentinel errors of the bus, checked with errors.Is.
@@ -50,3 +51,32 @@ type classified struct {
 func (c *classified) Error() string { return c.err.Error() }
 
 func (c *classified) Unwrap() []error { return []error{c.err, c.class} }
+
+// RetryAfter wraps err so that the consumer hands the message back to be
+// delivered again after d, instead of after its spec's growing retry delay:
+// for a handler that knows when trying again makes sense (a resource busy
+// for a short while).
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfter{err: err, after: d}
+}
+
+type retryAfter struct {
+	err   error
+	after time.Duration
+}
+
+func (r *retryAfter) Error() string { return r.err.Error() }
+
+func (r *retryAfter) Unwrap() error { return r.err }
+
+// retryDelayOf returns the delay RetryAfter set on err, if any.
+func retryDelayOf(err error) (time.Duration, bool) {
+	var r *retryAfter
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
+}

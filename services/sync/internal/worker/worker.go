@@ -51,6 +51,9 @@ type Config struct {
 	// BusyRetry is the delay before a request whose connector is syncing
 	// elsewhere is tried again; default 10 s.
 	BusyRetry time.Duration
+	// TargetedRetry is the delay before a targeted request is tried again,
+	// when its connector is busy or a read failed; default 1 s.
+	TargetedRetry time.Duration
 	// ScheduleEvery is how often the scheduler looks for due connectors;
 	// default 1 minute; negative turns the scheduler off.
 	ScheduleEvery time.Duration
@@ -83,6 +86,9 @@ func (c *Config) defaults() {
 	}
 	if c.BusyRetry <= 0 {
 		c.BusyRetry = 10 * time.Second
+	}
+	if c.TargetedRetry <= 0 {
+		c.TargetedRetry = time.Second
 	}
 	if c.ScheduleEvery == 0 {
 		c.ScheduleEvery = time.Minute
@@ -124,6 +130,7 @@ type Worker struct {
 
 	mu       sync.Mutex
 	budgets  map[string]*budgetFor
+	batches  map[string]*targetBatch
 	sub      *bus.Subscription
 	stopped  chan struct{}
 	stopSchd context.CancelFunc
@@ -143,7 +150,7 @@ func New(d Deps, cfg Config) (*Worker, error) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	cfg.defaults()
-	return &Worker{d: d, cfg: cfg, log: d.Log, budgets: map[string]*budgetFor{}}, nil
+	return &Worker{d: d, cfg: cfg, log: d.Log, budgets: map[string]*budgetFor{}, batches: map[string]*targetBatch{}}, nil
 }
 
 // LeaseName is the lease a connector's runs hold.
@@ -208,6 +215,20 @@ func (w *Worker) handle(ctx context.Context, m *bus.Message[*eventsv1.SyncReques
 			req.GetRequestId(), req.GetConnectorId(), p.Connector, req.GetConnectorId())
 	}
 	req.ConnectorId = p.Connector
+	if req.GetMode() == eventsv1.SyncMode_SYNC_MODE_TARGETED {
+		err := w.RunTargeted(ctx, req)
+		switch {
+		case errors.Is(err, connectors.ErrNotFound):
+			return bus.Permanent(err)
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			// Busy connector, or a read that failed: the targets are read
+			// again soon, never taken as read.
+			return bus.RetryAfter(err, w.cfg.TargetedRetry)
+		}
+		return nil
+	}
 	_, err = w.Run(ctx, req)
 	switch {
 	case errors.Is(err, lease.ErrHeld):
@@ -266,9 +287,6 @@ func (w *Worker) run(ctx context.Context, conn *eventsv1.Connector, req *eventsv
 	base := slog.New(runLog)
 	log := base.With("connector", conn.GetId(), "run", rec.RunId)
 	log.Info("sync run started", "request", req.GetRequestId(), "requested_by", req.GetRequestedBy(), "reason", req.GetReason())
-	if req.GetMode() == eventsv1.SyncMode_SYNC_MODE_TARGETED {
-		log.Info("targeted request: this version reads the whole org (a full sync) instead of its targets", "targets", len(req.GetTargets()))
-	}
 	if err := w.d.Runs.Put(ctx, rec); err != nil {
 		return nil, err
 	}
