@@ -122,7 +122,11 @@ type realtimeResult struct {
 	LogPollMS    int64   `json:"log_poll_ms,omitempty"`
 	// SyncRuns counts the connector's sync runs completed during the
 	// measurement, with their mean and longest duration: what a handoff costs.
-	SyncRuns        int     `json:"sync_runs"`
+	SyncRuns int `json:"sync_runs"`
+	// TargetedRuns counts the targeted resyncs whose changes reached the
+	// bus (those that found nothing new publish nothing, and no targeted
+	// run publishes run events).
+	TargetedRuns    int     `json:"targeted_runs"`
 	SyncRunMeanMS   float64 `json:"sync_run_mean_ms"`
 	SyncRunMaxMS    float64 `json:"sync_run_max_ms"`
 	HookDeliveries  int     `json:"hook_deliveries,omitempty"`
@@ -206,9 +210,10 @@ func printRealtimeTable(w io.Writer, rs []realtimeResult) error {
 		return strings.Join(parts, ", ")
 	})
 	row("time scale", func(r realtimeResult) string { return fmt.Sprint(r.TimeScale) })
-	row("sync runs (mean / max ms)", func(r realtimeResult) string {
+	row("full sync runs (mean / max ms)", func(r realtimeResult) string {
 		return fmt.Sprintf("%d (%.0f / %.0f)", r.SyncRuns, r.SyncRunMeanMS, r.SyncRunMaxMS)
 	})
+	row("targeted runs with changes", func(r realtimeResult) string { return fmt.Sprint(r.TargetedRuns) })
 	row("hook deliveries", func(r realtimeResult) string { return fmt.Sprint(r.HookDeliveries) })
 	row("access events", func(r realtimeResult) string { return fmt.Sprint(r.AccessEventsAll) })
 	row("wall (s)", func(r realtimeResult) string { return fmt.Sprintf("%.1f", r.WallSeconds) })
@@ -542,6 +547,31 @@ func realtimeEventKey(subject string, data []byte) string {
 	return ""
 }
 
+// changeContextOf returns the change context of an access event; nil for
+// another payload.
+func changeContextOf(subject string, data []byte) *eventsv1.ChangeContext {
+	var ev interface {
+		proto.Message
+		GetContext() *eventsv1.ChangeContext
+	}
+	switch {
+	case strings.HasSuffix(subject, ".grant.added"):
+		ev = &eventsv1.GrantAdded{}
+	case strings.HasSuffix(subject, ".grant.removed"):
+		ev = &eventsv1.GrantRemoved{}
+	case strings.HasSuffix(subject, ".upserted"):
+		ev = &eventsv1.ResourceUpserted{}
+	case strings.HasSuffix(subject, ".deleted"):
+		ev = &eventsv1.ResourceDeleted{}
+	default:
+		return nil
+	}
+	if proto.Unmarshal(data, ev) != nil {
+		return nil
+	}
+	return ev.GetContext()
+}
+
 // realtimeState is what the benchmark's changes made of the org so far.
 type realtimeState struct {
 	members  [][2]string // group, user pairs added and seen: removable
@@ -563,6 +593,8 @@ func measureRealtime(ctx context.Context, o benchRealtimeOptions, path string, s
 		return realtimeResult{}, fmt.Errorf("follow the demo's access events: %w", err)
 	}
 	defer accessIt.Stop()
+	var targetedMu sync.Mutex
+	targeted := map[string]bool{}
 	go func() {
 		for {
 			msg, err := accessIt.Next()
@@ -570,6 +602,11 @@ func measureRealtime(ctx context.Context, o benchRealtimeOptions, path string, s
 				return // stopped
 			}
 			tr.observe(msg.Subject(), msg.Data(), time.Now())
+			if cc := changeContextOf(msg.Subject(), msg.Data()); cc.GetCause() == eventsv1.ChangeCause_CHANGE_CAUSE_TARGETED_SYNC {
+				targetedMu.Lock()
+				targeted[cc.GetRunId()] = true
+				targetedMu.Unlock()
+			}
 		}
 	}()
 	var runsMu sync.Mutex
@@ -691,6 +728,9 @@ func measureRealtime(ctx context.Context, o benchRealtimeOptions, path string, s
 	if len(lat) > 0 {
 		r.MaxMS = lat[len(lat)-1]
 	}
+	targetedMu.Lock()
+	r.TargetedRuns = len(targeted)
+	targetedMu.Unlock()
 	runsMu.Lock()
 	r.SyncRuns = len(runDurations)
 	var total time.Duration

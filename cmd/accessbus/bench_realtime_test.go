@@ -64,8 +64,8 @@ func TestBenchRealtimeJSON(t *testing.T) {
 		if !(r.P50MS > 0 && r.P50MS <= r.P99MS && r.P99MS <= r.MaxMS) {
 			t.Errorf("%s: p50 %v, p99 %v, max %v out of order", r.Path, r.P50MS, r.P99MS, r.MaxMS)
 		}
-		if r.APICalls <= 0 || r.SyncRuns == 0 {
-			t.Errorf("%s: %d API calls, %d sync runs: the changes were not read from Okta", r.Path, r.APICalls, r.SyncRuns)
+		if r.APICalls <= 0 || r.TargetedRuns == 0 {
+			t.Errorf("%s: %d API calls, %d targeted runs: the changes were not read from Okta", r.Path, r.APICalls, r.TargetedRuns)
 		}
 	}
 	if rs[0].HookDeliveries == 0 || rs[1].HookDeliveries != 0 {
