@@ -2,11 +2,20 @@ package hooks_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/accessbus/accessbus/libs/okta"
 	"github.com/accessbus/accessbus/libs/oktasim"
+	"github.com/accessbus/accessbus/libs/ratelimit"
+	"github.com/accessbus/accessbus/libs/telemetry"
 	"github.com/accessbus/accessbus/services/sync/internal/hooks"
 )
 
@@ -116,4 +125,88 @@ func TestHookEventTypesAreEligibleAndMapped(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("Okta refuses the event types: %v", err)
 	}
+}
+
+// TestLostDeliveryCaughtUpFromSystemLog: Okta gives up on a delivery whose
+// attempt and retry both fail (the simulator logs event_hook.delivery);
+// the change it carried still reaches the sink, through the System Log.
+func TestLostDeliveryCaughtUpFromSystemLog(t *testing.T) {
+	ctx := context.Background()
+	sink := &recordingSink{}
+	p := newPipeline(t, sink)
+	sim := newSimOrg(t)
+	// Between Okta and the receiver, a network that fails once told to.
+	var down atomic.Bool
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		httputil.NewSingleHostReverseProxy(mustURL(t, p.srv.URL)).ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	if _, err := sim.register(t, proxy.URL+hooks.PathPrefix+"c1", hookSecret, "group.user_membership.add"); err != nil {
+		t.Fatalf("verification: %v", err)
+	}
+	g, err := sim.org.CreateGroup(nil, oktasim.GroupOkta, "Engineering", "", "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := sim.org.CreateUser(nil, oktasim.UserProfile{Login: "bo@example.com", Email: "bo@example.com", FirstName: "Bo", LastName: "Ek"}, "ACTIVE", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := sim.org.Clock().Now()
+	down.Store(true)
+	if _, err := sim.org.AddMember(sim.admin, g.ID, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Okta to give up on the delivery", func() bool { return sim.srv.HookStats().Failed == 1 })
+	if st := sim.srv.HookStats(); st.Retried != 1 || st.Delivered != 0 {
+		t.Fatalf("hook stats %+v: want one attempt, one retry, nothing delivered", st)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := len(sink.handedUUIDs()); n != 0 {
+		t.Fatalf("%d events handed off from a lost delivery", n)
+	}
+
+	// The System Log still has the change: the poller finds it.
+	const token = "00catchup-token-0000000000000000000000000"
+	if err := sim.org.AddToken(sim.admin.ID, token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.org.AssignRole(nil, "USER", sim.admin.ID, "READ_ONLY_ADMIN", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	budget, _ := ratelimit.New(ratelimit.NewMemoryStore(), ratelimit.Options{Share: 1, TimeScale: 1000})
+	client, err := okta.New(ctx, okta.Config{OrgURL: sim.org.BaseURL(), Token: telemetry.NewSecret(token), Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poller, err := hooks.NewPoller(ctx, p.js, p.intake, &pollSource{client: client, since: since}, hooks.PollerOptions{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := poller.Poll(ctx, "c1"); err != nil || n == 0 {
+		t.Fatalf("poll read %d events: %v", n, err)
+	}
+	waitFor(t, "the membership handed off from the System Log", func() bool {
+		for _, c := range sink.succeeded() {
+			for _, w := range c.work {
+				if hooks.TargetKey(w.Target) == hooks.TargetKey(narrow(kGM, g.ID, user, u.ID)) {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
