@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -192,3 +194,176 @@ func TestSystemLogCatchUpThroughDev(t *testing.T) {
 		t.Fatalf("clean stop: %v", err)
 	}
 }
+
+// cliStdin runs one accessbus command with stdin as its standard input.
+func cliStdin(t *testing.T, stdin string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	root := newRootCmd(&out, &out)
+	root.SetIn(strings.NewReader(stdin))
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// postDelivery sends an Okta event hook delivery (GET: the verification
+// challenge) to the receiver with auth as its Authorization header.
+func postDelivery(t *testing.T, server, connector, method, auth string) int {
+	t.Helper()
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(`{"eventType":"com.okta.event_hook","eventTypeVersion":"1.0","eventId":"set-secret-test","data":{"events":[]}}`)
+	}
+	req, err := http.NewRequest(method, server+"/hooks/okta/"+connector, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("X-Okta-Verification-Challenge", "challenge-from-okta")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK && method == http.MethodGet && !strings.Contains(string(b), "challenge-from-okta") {
+		t.Fatalf("verification answer without the challenge: %s", b)
+	}
+	return resp.StatusCode
+}
+
+// TestHookSetSecretThroughDev: an administrator who created the hook in the
+// Okta Admin Console gives accessbus its secret on standard input; the
+// receiver then answers Okta's verification and accepts deliveries carrying
+// it, refuses others, and the secret is in no output, JSON, error or log.
+// One registration per connector: register and set-secret refuse each
+// other's hook until it is unregistered.
+func TestHookSetSecretThroughDev(t *testing.T) {
+	const secret = "Console-Typed-Secret-0123456789abcdef"
+	dir := t.TempDir()
+	addr, _, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true, demoTimeScale: 50})
+	server := "http://" + addr
+	waitConnected(t, server, "demo", logs)
+	var seen []string // every output and error, checked for the secret at the end
+	run := func(stdin string, args ...string) (string, error) {
+		t.Helper()
+		out, err := cliStdin(t, stdin, append(args, "--server", server)...)
+		seen = append(seen, out)
+		if err != nil {
+			seen = append(seen, err.Error())
+		}
+		return out, err
+	}
+
+	if out, err := run(secret+"\n", "hooks", "set-secret", "--connector", "demo"); err == nil || !strings.Contains(err.Error(), "--secret-stdin") {
+		t.Fatalf("set-secret without --secret-stdin: %v\n%s", err, out)
+	}
+	if _, err := run("short-secret\n", "hooks", "set-secret", "--connector", "demo", "--secret-stdin"); err == nil || !strings.Contains(err.Error(), "at least 16") {
+		t.Fatalf("short secret: %v", err)
+	}
+	if _, err := run(secret+"\n\n", "hooks", "set-secret", "--connector", "demo", "--secret-stdin"); err == nil || !strings.Contains(err.Error(), "whitespace") {
+		t.Fatalf("secret with two trailing newlines: %v", err)
+	}
+	if _, err := run(secret, "hooks", "set-secret", "--connector", "nosuch", "--secret-stdin"); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("unknown connector: %v", err)
+	}
+	if code := postDelivery(t, server, "demo", http.MethodGet, secret); code != http.StatusUnauthorized {
+		t.Fatalf("verification before set-secret: %d, want 401", code)
+	}
+
+	out, err := run(secret+"\n", "hooks", "set-secret", "--connector", "demo", "--secret-stdin")
+	if err != nil {
+		t.Fatalf("set-secret: %v\n%s", err, out)
+	}
+	for _, want := range []string{"version 1", "https://<accessbus host>/hooks/okta/demo", "Authorization", "group.user_membership.add", "accessbus hooks status --connector demo", "Verify"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("set-secret output lacks %q:\n%s", want, out)
+		}
+	}
+	if code := postDelivery(t, server, "demo", http.MethodGet, secret); code != http.StatusOK {
+		t.Fatalf("verification with the secret: %d, want 200", code)
+	}
+	if code := postDelivery(t, server, "demo", http.MethodPost, secret); code != http.StatusOK {
+		t.Fatalf("delivery with the secret: %d, want 200", code)
+	}
+	if code := postDelivery(t, server, "demo", http.MethodPost, "not-"+secret); code != http.StatusUnauthorized {
+		t.Fatalf("delivery with a wrong secret: %d, want 401", code)
+	}
+
+	out, err = run("", "hooks", "status", "--connector", "demo")
+	if err != nil || !strings.Contains(out, "managed in the Okta Admin Console") || !strings.Contains(out, "group.user_membership.add") || strings.Contains(out, "problem") {
+		t.Fatalf("status of a console hook: %v\n%s", err, out)
+	}
+	if out, err := run("", "hooks", "status", "--connector", "demo", "--json"); err != nil || !strings.Contains(out, `"consoleManaged":true`) {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	// A second secret (CRLF-terminated, as from a Windows file) replaces the first.
+	out, err = run(secret+"2\r\n", "hooks", "set-secret", "--connector", "demo", "--secret-stdin", "--json")
+	if err != nil || !strings.Contains(out, `"replaced":true`) || !strings.Contains(out, `"consoleManaged":true`) {
+		t.Fatalf("set-secret --json again: %v\n%s", err, out)
+	}
+	if code := postDelivery(t, server, "demo", http.MethodPost, secret+"2"); code != http.StatusOK {
+		t.Fatalf("delivery with the new secret: %d, want 200", code)
+	}
+
+	// One registration per connector.
+	if _, err := run("", "hooks", "register", "--connector", "demo", "--url", server); err == nil || !strings.Contains(err.Error(), "managed in the Okta Admin Console") {
+		t.Fatalf("register over a console hook: %v", err)
+	}
+	out, err = run("", "hooks", "unregister", "--connector", "demo")
+	if err != nil || !strings.Contains(out, "Delete the event hook in the Okta Admin Console") {
+		t.Fatalf("unregister a console hook: %v\n%s", err, out)
+	}
+	if code := postDelivery(t, server, "demo", http.MethodPost, secret+"2"); code != http.StatusUnauthorized {
+		t.Fatalf("delivery after unregister: %d, want 401", code)
+	}
+	if out, err := run("", "hooks", "register", "--connector", "demo", "--url", server); err != nil || !strings.Contains(out, "ACTIVE, VERIFIED") {
+		t.Fatalf("register after unregister: %v\n%s", err, out)
+	}
+	if _, err := run(secret+"\n", "hooks", "set-secret", "--connector", "demo", "--secret-stdin"); err == nil || !strings.Contains(err.Error(), "accessbus hooks unregister --connector demo") {
+		t.Fatalf("set-secret over a registered hook: %v", err)
+	}
+	if code := postDelivery(t, server, "demo", http.MethodPost, secret); code != http.StatusUnauthorized {
+		t.Fatalf("the refused secret was stored: %d, want 401", code)
+	}
+	if out, err := run("", "hooks", "unregister", "--connector", "demo"); err != nil || !strings.Contains(out, "removed from Okta") {
+		t.Fatalf("unregister: %v\n%s", err, out)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("clean stop: %v", err)
+	}
+	for _, s := range append(seen, logs.String()) {
+		if strings.Contains(s, secret) {
+			t.Fatalf("the secret appears in:\n%s", s)
+		}
+	}
+}
+
+func TestReadSecretDropsOneNewline(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3cret":       "s3cret",
+		"s3cret\n":     "s3cret",
+		"s3cret\r\n":   "s3cret",
+		"s3cret\n\n":   "s3cret\n",
+		" s3cret \n":   " s3cret ",
+		"":             "",
+		"s3cret\n\r\n": "s3cret\n",
+	} {
+		if got, err := readSecret(strings.NewReader(in)); err != nil || got != want {
+			t.Errorf("readSecret(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := readSecret(strings.NewReader(strings.Repeat("x", maxSecretInput+1))); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("oversized input: %v", err)
+	}
+	if _, err := readSecret(io.MultiReader(strings.NewReader("s3cret"), failingReader{})); err == nil || !strings.Contains(err.Error(), "standard input") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("unreadable input: %v", err)
+	}
+}
+
+// failingReader fails every read, as a closed or broken standard input.
+type failingReader struct{}
+
+func (failingReader) Read([]byte) (int, error) { return 0, errors.New("input/output error") }

@@ -1066,9 +1066,15 @@ type HookRegistration struct {
 	// Version of the hook secret Okta sends in the Authorization header.
 	SecretVersion int64 `protobuf:"varint,5,opt,name=secret_version,json=secretVersion,proto3" json:"secret_version,omitempty"`
 	// When it was registered.
-	RegisteredAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RegisteredAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=registered_at,json=registeredAt,proto3" json:"registered_at,omitempty"`
+	// True when an administrator created the hook in the Okta Admin Console
+	// and gave accessbus its secret (SetHookSecret): hook_id is then empty,
+	// url is only the receiver's path (/hooks/okta/<connector>), event_types
+	// are the ones accessbus recommends subscribing to, and accessbus never
+	// asks Okta about the hook.
+	ConsoleManaged bool `protobuf:"varint,7,opt,name=console_managed,json=consoleManaged,proto3" json:"console_managed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *HookRegistration) Reset() {
@@ -1141,6 +1147,13 @@ func (x *HookRegistration) GetRegisteredAt() *timestamppb.Timestamp {
 		return x.RegisteredAt
 	}
 	return nil
+}
+
+func (x *HookRegistration) GetConsoleManaged() bool {
+	if x != nil {
+		return x.ConsoleManaged
+	}
+	return false
 }
 
 // RegisterHookRequest says where Okta should deliver.
@@ -1321,7 +1334,10 @@ type GetHookResponse struct {
 	VerificationStatus string `protobuf:"bytes,3,opt,name=verification_status,json=verificationStatus,proto3" json:"verification_status,omitempty"`
 	// What is wrong, for a person: the hook is gone from Okta, inactive,
 	// unverified, or Okta could not be asked; empty when all is well.
-	Problem       string `protobuf:"bytes,4,opt,name=problem,proto3" json:"problem,omitempty"`
+	Problem string `protobuf:"bytes,4,opt,name=problem,proto3" json:"problem,omitempty"`
+	// What a person should know that is not a problem, such as that a hook
+	// managed in the Okta Admin Console can only be checked there.
+	Note          string `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1384,6 +1400,13 @@ func (x *GetHookResponse) GetProblem() string {
 	return ""
 }
 
+func (x *GetHookResponse) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 // UnregisterHookRequest names the connector.
 type UnregisterHookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1433,10 +1456,15 @@ func (x *UnregisterHookRequest) GetConnectorId() string {
 // UnregisterHookResponse confirms the removal.
 type UnregisterHookResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The hook that was removed.
-	HookId        string `protobuf:"bytes,1,opt,name=hook_id,json=hookId,proto3" json:"hook_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The hook that was removed; empty for a hook managed in the Okta Admin
+	// Console.
+	HookId string `protobuf:"bytes,1,opt,name=hook_id,json=hookId,proto3" json:"hook_id,omitempty"`
+	// True when the hook was managed in the Okta Admin Console: accessbus
+	// deleted its secret and registration (its deliveries are refused from
+	// now on), and the hook must still be deleted in the console.
+	ConsoleManaged bool `protobuf:"varint,2,opt,name=console_managed,json=consoleManaged,proto3" json:"console_managed,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UnregisterHookResponse) Reset() {
@@ -1474,6 +1502,127 @@ func (x *UnregisterHookResponse) GetHookId() string {
 		return x.HookId
 	}
 	return ""
+}
+
+func (x *UnregisterHookResponse) GetConsoleManaged() bool {
+	if x != nil {
+		return x.ConsoleManaged
+	}
+	return false
+}
+
+// SetHookSecretRequest gives the secret of a hook created in the Okta Admin
+// Console.
+type SetHookSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The connector.
+	ConnectorId string `protobuf:"bytes,1,opt,name=connector_id,json=connectorId,proto3" json:"connector_id,omitempty"`
+	// The value of the hook's Authorization header, exactly as typed in the
+	// Okta Admin Console: at least 16 and at most 1024 bytes, without
+	// whitespace or control characters. Never echoed.
+	Secret        string `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetHookSecretRequest) Reset() {
+	*x = SetHookSecretRequest{}
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetHookSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetHookSecretRequest) ProtoMessage() {}
+
+func (x *SetHookSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetHookSecretRequest.ProtoReflect.Descriptor instead.
+func (*SetHookSecretRequest) Descriptor() ([]byte, []int) {
+	return file_accessbus_sync_v1_sync_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SetHookSecretRequest) GetConnectorId() string {
+	if x != nil {
+		return x.ConnectorId
+	}
+	return ""
+}
+
+func (x *SetHookSecretRequest) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+// SetHookSecretResponse tells what accessbus recorded (never the secret).
+type SetHookSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The registration, marked console_managed, with the receiver's path and
+	// the event types to subscribe to in the console.
+	Registration *HookRegistration `protobuf:"bytes,1,opt,name=registration,proto3" json:"registration,omitempty"`
+	// True when a hook secret stored before was replaced by this one.
+	Replaced      bool `protobuf:"varint,2,opt,name=replaced,proto3" json:"replaced,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetHookSecretResponse) Reset() {
+	*x = SetHookSecretResponse{}
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetHookSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetHookSecretResponse) ProtoMessage() {}
+
+func (x *SetHookSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_accessbus_sync_v1_sync_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetHookSecretResponse.ProtoReflect.Descriptor instead.
+func (*SetHookSecretResponse) Descriptor() ([]byte, []int) {
+	return file_accessbus_sync_v1_sync_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SetHookSecretResponse) GetRegistration() *HookRegistration {
+	if x != nil {
+		return x.Registration
+	}
+	return nil
+}
+
+func (x *SetHookSecretResponse) GetReplaced() bool {
+	if x != nil {
+		return x.Replaced
+	}
+	return false
 }
 
 var File_accessbus_sync_v1_sync_proto protoreflect.FileDescriptor
@@ -1560,7 +1709,7 @@ const file_accessbus_sync_v1_sync_proto_rawDesc = "" +
 	"\x16GetCapabilitiesRequest\x12!\n" +
 	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\"`\n" +
 	"\x17GetCapabilitiesResponse\x12E\n" +
-	"\fcapabilities\x18\x01 \x01(\v2!.accessbus.events.v1.CapabilitiesR\fcapabilities\"\xe9\x01\n" +
+	"\fcapabilities\x18\x01 \x01(\v2!.accessbus.events.v1.CapabilitiesR\fcapabilities\"\x92\x02\n" +
 	"\x10HookRegistration\x12!\n" +
 	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\x12\x17\n" +
 	"\ahook_id\x18\x02 \x01(\tR\x06hookId\x12\x10\n" +
@@ -1568,7 +1717,8 @@ const file_accessbus_sync_v1_sync_proto_rawDesc = "" +
 	"\vevent_types\x18\x04 \x03(\tR\n" +
 	"eventTypes\x12%\n" +
 	"\x0esecret_version\x18\x05 \x01(\x03R\rsecretVersion\x12?\n" +
-	"\rregistered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\"J\n" +
+	"\rregistered_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fregisteredAt\x12'\n" +
+	"\x0fconsole_managed\x18\a \x01(\bR\x0econsoleManaged\"J\n" +
 	"\x13RegisterHookRequest\x12!\n" +
 	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\"\xa8\x01\n" +
@@ -1577,21 +1727,29 @@ const file_accessbus_sync_v1_sync_proto_rawDesc = "" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12/\n" +
 	"\x13verification_status\x18\x03 \x01(\tR\x12verificationStatus\"3\n" +
 	"\x0eGetHookRequest\x12!\n" +
-	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\"\xbd\x01\n" +
+	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\"\xd1\x01\n" +
 	"\x0fGetHookResponse\x12G\n" +
 	"\fregistration\x18\x01 \x01(\v2#.accessbus.sync.v1.HookRegistrationR\fregistration\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12/\n" +
 	"\x13verification_status\x18\x03 \x01(\tR\x12verificationStatus\x12\x18\n" +
-	"\aproblem\x18\x04 \x01(\tR\aproblem\":\n" +
+	"\aproblem\x18\x04 \x01(\tR\aproblem\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\":\n" +
 	"\x15UnregisterHookRequest\x12!\n" +
-	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\"1\n" +
+	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\"Z\n" +
 	"\x16UnregisterHookResponse\x12\x17\n" +
-	"\ahook_id\x18\x01 \x01(\tR\x06hookId*k\n" +
+	"\ahook_id\x18\x01 \x01(\tR\x06hookId\x12'\n" +
+	"\x0fconsole_managed\x18\x02 \x01(\bR\x0econsoleManaged\"Q\n" +
+	"\x14SetHookSecretRequest\x12!\n" +
+	"\fconnector_id\x18\x01 \x01(\tR\vconnectorId\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"|\n" +
+	"\x15SetHookSecretResponse\x12G\n" +
+	"\fregistration\x18\x01 \x01(\v2#.accessbus.sync.v1.HookRegistrationR\fregistration\x12\x1a\n" +
+	"\breplaced\x18\x02 \x01(\bR\breplaced*k\n" +
 	"\bRunState\x12\x19\n" +
 	"\x15RUN_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11RUN_STATE_RUNNING\x10\x01\x12\x17\n" +
 	"\x13RUN_STATE_COMPLETED\x10\x02\x12\x14\n" +
-	"\x10RUN_STATE_FAILED\x10\x032\xe7\x06\n" +
+	"\x10RUN_STATE_FAILED\x10\x032\xcd\a\n" +
 	"\vSyncService\x12^\n" +
 	"\vTriggerSync\x12%.accessbus.sync.v1.TriggerSyncRequest\x1a&.accessbus.sync.v1.TriggerSyncResponse\"\x00\x12j\n" +
 	"\x0fConfirmRemovals\x12).accessbus.sync.v1.ConfirmRemovalsRequest\x1a*.accessbus.sync.v1.ConfirmRemovalsResponse\"\x00\x12O\n" +
@@ -1601,7 +1759,8 @@ const file_accessbus_sync_v1_sync_proto_rawDesc = "" +
 	"\x0fGetCapabilities\x12).accessbus.sync.v1.GetCapabilitiesRequest\x1a*.accessbus.sync.v1.GetCapabilitiesResponse\"\x00\x12a\n" +
 	"\fRegisterHook\x12&.accessbus.sync.v1.RegisterHookRequest\x1a'.accessbus.sync.v1.RegisterHookResponse\"\x00\x12R\n" +
 	"\aGetHook\x12!.accessbus.sync.v1.GetHookRequest\x1a\".accessbus.sync.v1.GetHookResponse\"\x00\x12g\n" +
-	"\x0eUnregisterHook\x12(.accessbus.sync.v1.UnregisterHookRequest\x1a).accessbus.sync.v1.UnregisterHookResponse\"\x00B\xca\x01\n" +
+	"\x0eUnregisterHook\x12(.accessbus.sync.v1.UnregisterHookRequest\x1a).accessbus.sync.v1.UnregisterHookResponse\"\x00\x12d\n" +
+	"\rSetHookSecret\x12'.accessbus.sync.v1.SetHookSecretRequest\x1a(.accessbus.sync.v1.SetHookSecretResponse\"\x00B\xca\x01\n" +
 	"\x15com.accessbus.sync.v1B\tSyncProtoP\x01Z@github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1;syncv1\xa2\x02\x03ASX\xaa\x02\x11Accessbus.Sync.V1\xca\x02\x11Accessbus\\Sync\\V1\xe2\x02\x1dAccessbus\\Sync\\V1\\GPBMetadata\xea\x02\x13Accessbus::Sync::V1b\x06proto3"
 
 var (
@@ -1617,7 +1776,7 @@ func file_accessbus_sync_v1_sync_proto_rawDescGZIP() []byte {
 }
 
 var file_accessbus_sync_v1_sync_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_accessbus_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_accessbus_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_accessbus_sync_v1_sync_proto_goTypes = []any{
 	(RunState)(0),                   // 0: accessbus.sync.v1.RunState
 	(*LogLine)(nil),                 // 1: accessbus.sync.v1.LogLine
@@ -1641,63 +1800,68 @@ var file_accessbus_sync_v1_sync_proto_goTypes = []any{
 	(*GetHookResponse)(nil),         // 19: accessbus.sync.v1.GetHookResponse
 	(*UnregisterHookRequest)(nil),   // 20: accessbus.sync.v1.UnregisterHookRequest
 	(*UnregisterHookResponse)(nil),  // 21: accessbus.sync.v1.UnregisterHookResponse
-	nil,                             // 22: accessbus.sync.v1.LogLine.AttrsEntry
-	nil,                             // 23: accessbus.sync.v1.Run.ApiCallsEntry
-	(*timestamppb.Timestamp)(nil),   // 24: google.protobuf.Timestamp
-	(v1.SyncMode)(0),                // 25: accessbus.events.v1.SyncMode
-	(*durationpb.Duration)(nil),     // 26: google.protobuf.Duration
-	(*v1.ResourceKindCounts)(nil),   // 27: accessbus.events.v1.ResourceKindCounts
-	(*v1.GrantKindCounts)(nil),      // 28: accessbus.events.v1.GrantKindCounts
-	(*v1.SkippedPart)(nil),          // 29: accessbus.events.v1.SkippedPart
-	(v1.SyncFailureReason)(0),       // 30: accessbus.events.v1.SyncFailureReason
-	(*v1.Connector)(nil),            // 31: accessbus.events.v1.Connector
-	(*v1.Capabilities)(nil),         // 32: accessbus.events.v1.Capabilities
+	(*SetHookSecretRequest)(nil),    // 22: accessbus.sync.v1.SetHookSecretRequest
+	(*SetHookSecretResponse)(nil),   // 23: accessbus.sync.v1.SetHookSecretResponse
+	nil,                             // 24: accessbus.sync.v1.LogLine.AttrsEntry
+	nil,                             // 25: accessbus.sync.v1.Run.ApiCallsEntry
+	(*timestamppb.Timestamp)(nil),   // 26: google.protobuf.Timestamp
+	(v1.SyncMode)(0),                // 27: accessbus.events.v1.SyncMode
+	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
+	(*v1.ResourceKindCounts)(nil),   // 29: accessbus.events.v1.ResourceKindCounts
+	(*v1.GrantKindCounts)(nil),      // 30: accessbus.events.v1.GrantKindCounts
+	(*v1.SkippedPart)(nil),          // 31: accessbus.events.v1.SkippedPart
+	(v1.SyncFailureReason)(0),       // 32: accessbus.events.v1.SyncFailureReason
+	(*v1.Connector)(nil),            // 33: accessbus.events.v1.Connector
+	(*v1.Capabilities)(nil),         // 34: accessbus.events.v1.Capabilities
 }
 var file_accessbus_sync_v1_sync_proto_depIdxs = []int32{
-	24, // 0: accessbus.sync.v1.LogLine.time:type_name -> google.protobuf.Timestamp
-	22, // 1: accessbus.sync.v1.LogLine.attrs:type_name -> accessbus.sync.v1.LogLine.AttrsEntry
-	25, // 2: accessbus.sync.v1.Run.mode:type_name -> accessbus.events.v1.SyncMode
+	26, // 0: accessbus.sync.v1.LogLine.time:type_name -> google.protobuf.Timestamp
+	24, // 1: accessbus.sync.v1.LogLine.attrs:type_name -> accessbus.sync.v1.LogLine.AttrsEntry
+	27, // 2: accessbus.sync.v1.Run.mode:type_name -> accessbus.events.v1.SyncMode
 	0,  // 3: accessbus.sync.v1.Run.state:type_name -> accessbus.sync.v1.RunState
-	24, // 4: accessbus.sync.v1.Run.started_at:type_name -> google.protobuf.Timestamp
-	24, // 5: accessbus.sync.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
-	26, // 6: accessbus.sync.v1.Run.duration:type_name -> google.protobuf.Duration
-	27, // 7: accessbus.sync.v1.Run.resources:type_name -> accessbus.events.v1.ResourceKindCounts
-	28, // 8: accessbus.sync.v1.Run.grants:type_name -> accessbus.events.v1.GrantKindCounts
-	23, // 9: accessbus.sync.v1.Run.api_calls:type_name -> accessbus.sync.v1.Run.ApiCallsEntry
-	29, // 10: accessbus.sync.v1.Run.skipped:type_name -> accessbus.events.v1.SkippedPart
-	30, // 11: accessbus.sync.v1.Run.failure_reason:type_name -> accessbus.events.v1.SyncFailureReason
+	26, // 4: accessbus.sync.v1.Run.started_at:type_name -> google.protobuf.Timestamp
+	26, // 5: accessbus.sync.v1.Run.finished_at:type_name -> google.protobuf.Timestamp
+	28, // 6: accessbus.sync.v1.Run.duration:type_name -> google.protobuf.Duration
+	29, // 7: accessbus.sync.v1.Run.resources:type_name -> accessbus.events.v1.ResourceKindCounts
+	30, // 8: accessbus.sync.v1.Run.grants:type_name -> accessbus.events.v1.GrantKindCounts
+	25, // 9: accessbus.sync.v1.Run.api_calls:type_name -> accessbus.sync.v1.Run.ApiCallsEntry
+	31, // 10: accessbus.sync.v1.Run.skipped:type_name -> accessbus.events.v1.SkippedPart
+	32, // 11: accessbus.sync.v1.Run.failure_reason:type_name -> accessbus.events.v1.SyncFailureReason
 	1,  // 12: accessbus.sync.v1.Run.log:type_name -> accessbus.sync.v1.LogLine
 	2,  // 13: accessbus.sync.v1.GetRunResponse.run:type_name -> accessbus.sync.v1.Run
 	2,  // 14: accessbus.sync.v1.ListRunsResponse.runs:type_name -> accessbus.sync.v1.Run
-	31, // 15: accessbus.sync.v1.GetStatusResponse.connector:type_name -> accessbus.events.v1.Connector
+	33, // 15: accessbus.sync.v1.GetStatusResponse.connector:type_name -> accessbus.events.v1.Connector
 	2,  // 16: accessbus.sync.v1.GetStatusResponse.latest_run:type_name -> accessbus.sync.v1.Run
-	32, // 17: accessbus.sync.v1.GetCapabilitiesResponse.capabilities:type_name -> accessbus.events.v1.Capabilities
-	24, // 18: accessbus.sync.v1.HookRegistration.registered_at:type_name -> google.protobuf.Timestamp
+	34, // 17: accessbus.sync.v1.GetCapabilitiesResponse.capabilities:type_name -> accessbus.events.v1.Capabilities
+	26, // 18: accessbus.sync.v1.HookRegistration.registered_at:type_name -> google.protobuf.Timestamp
 	15, // 19: accessbus.sync.v1.RegisterHookResponse.registration:type_name -> accessbus.sync.v1.HookRegistration
 	15, // 20: accessbus.sync.v1.GetHookResponse.registration:type_name -> accessbus.sync.v1.HookRegistration
-	3,  // 21: accessbus.sync.v1.SyncService.TriggerSync:input_type -> accessbus.sync.v1.TriggerSyncRequest
-	5,  // 22: accessbus.sync.v1.SyncService.ConfirmRemovals:input_type -> accessbus.sync.v1.ConfirmRemovalsRequest
-	7,  // 23: accessbus.sync.v1.SyncService.GetRun:input_type -> accessbus.sync.v1.GetRunRequest
-	9,  // 24: accessbus.sync.v1.SyncService.ListRuns:input_type -> accessbus.sync.v1.ListRunsRequest
-	11, // 25: accessbus.sync.v1.SyncService.GetStatus:input_type -> accessbus.sync.v1.GetStatusRequest
-	13, // 26: accessbus.sync.v1.SyncService.GetCapabilities:input_type -> accessbus.sync.v1.GetCapabilitiesRequest
-	16, // 27: accessbus.sync.v1.SyncService.RegisterHook:input_type -> accessbus.sync.v1.RegisterHookRequest
-	18, // 28: accessbus.sync.v1.SyncService.GetHook:input_type -> accessbus.sync.v1.GetHookRequest
-	20, // 29: accessbus.sync.v1.SyncService.UnregisterHook:input_type -> accessbus.sync.v1.UnregisterHookRequest
-	4,  // 30: accessbus.sync.v1.SyncService.TriggerSync:output_type -> accessbus.sync.v1.TriggerSyncResponse
-	6,  // 31: accessbus.sync.v1.SyncService.ConfirmRemovals:output_type -> accessbus.sync.v1.ConfirmRemovalsResponse
-	8,  // 32: accessbus.sync.v1.SyncService.GetRun:output_type -> accessbus.sync.v1.GetRunResponse
-	10, // 33: accessbus.sync.v1.SyncService.ListRuns:output_type -> accessbus.sync.v1.ListRunsResponse
-	12, // 34: accessbus.sync.v1.SyncService.GetStatus:output_type -> accessbus.sync.v1.GetStatusResponse
-	14, // 35: accessbus.sync.v1.SyncService.GetCapabilities:output_type -> accessbus.sync.v1.GetCapabilitiesResponse
-	17, // 36: accessbus.sync.v1.SyncService.RegisterHook:output_type -> accessbus.sync.v1.RegisterHookResponse
-	19, // 37: accessbus.sync.v1.SyncService.GetHook:output_type -> accessbus.sync.v1.GetHookResponse
-	21, // 38: accessbus.sync.v1.SyncService.UnregisterHook:output_type -> accessbus.sync.v1.UnregisterHookResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	15, // 21: accessbus.sync.v1.SetHookSecretResponse.registration:type_name -> accessbus.sync.v1.HookRegistration
+	3,  // 22: accessbus.sync.v1.SyncService.TriggerSync:input_type -> accessbus.sync.v1.TriggerSyncRequest
+	5,  // 23: accessbus.sync.v1.SyncService.ConfirmRemovals:input_type -> accessbus.sync.v1.ConfirmRemovalsRequest
+	7,  // 24: accessbus.sync.v1.SyncService.GetRun:input_type -> accessbus.sync.v1.GetRunRequest
+	9,  // 25: accessbus.sync.v1.SyncService.ListRuns:input_type -> accessbus.sync.v1.ListRunsRequest
+	11, // 26: accessbus.sync.v1.SyncService.GetStatus:input_type -> accessbus.sync.v1.GetStatusRequest
+	13, // 27: accessbus.sync.v1.SyncService.GetCapabilities:input_type -> accessbus.sync.v1.GetCapabilitiesRequest
+	16, // 28: accessbus.sync.v1.SyncService.RegisterHook:input_type -> accessbus.sync.v1.RegisterHookRequest
+	18, // 29: accessbus.sync.v1.SyncService.GetHook:input_type -> accessbus.sync.v1.GetHookRequest
+	20, // 30: accessbus.sync.v1.SyncService.UnregisterHook:input_type -> accessbus.sync.v1.UnregisterHookRequest
+	22, // 31: accessbus.sync.v1.SyncService.SetHookSecret:input_type -> accessbus.sync.v1.SetHookSecretRequest
+	4,  // 32: accessbus.sync.v1.SyncService.TriggerSync:output_type -> accessbus.sync.v1.TriggerSyncResponse
+	6,  // 33: accessbus.sync.v1.SyncService.ConfirmRemovals:output_type -> accessbus.sync.v1.ConfirmRemovalsResponse
+	8,  // 34: accessbus.sync.v1.SyncService.GetRun:output_type -> accessbus.sync.v1.GetRunResponse
+	10, // 35: accessbus.sync.v1.SyncService.ListRuns:output_type -> accessbus.sync.v1.ListRunsResponse
+	12, // 36: accessbus.sync.v1.SyncService.GetStatus:output_type -> accessbus.sync.v1.GetStatusResponse
+	14, // 37: accessbus.sync.v1.SyncService.GetCapabilities:output_type -> accessbus.sync.v1.GetCapabilitiesResponse
+	17, // 38: accessbus.sync.v1.SyncService.RegisterHook:output_type -> accessbus.sync.v1.RegisterHookResponse
+	19, // 39: accessbus.sync.v1.SyncService.GetHook:output_type -> accessbus.sync.v1.GetHookResponse
+	21, // 40: accessbus.sync.v1.SyncService.UnregisterHook:output_type -> accessbus.sync.v1.UnregisterHookResponse
+	23, // 41: accessbus.sync.v1.SyncService.SetHookSecret:output_type -> accessbus.sync.v1.SetHookSecretResponse
+	32, // [32:42] is the sub-list for method output_type
+	22, // [22:32] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_accessbus_sync_v1_sync_proto_init() }
@@ -1711,7 +1875,7 @@ func file_accessbus_sync_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_accessbus_sync_v1_sync_proto_rawDesc), len(file_accessbus_sync_v1_sync_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -55,6 +55,9 @@ const (
 	// SyncServiceUnregisterHookProcedure is the fully-qualified name of the SyncService's
 	// UnregisterHook RPC.
 	SyncServiceUnregisterHookProcedure = "/accessbus.sync.v1.SyncService/UnregisterHook"
+	// SyncServiceSetHookSecretProcedure is the fully-qualified name of the SyncService's SetHookSecret
+	// RPC.
+	SyncServiceSetHookSecretProcedure = "/accessbus.sync.v1.SyncService/SetHookSecret"
 )
 
 // SyncServiceClient is a client for the accessbus.sync.v1.SyncService service.
@@ -79,8 +82,16 @@ type SyncServiceClient interface {
 	RegisterHook(context.Context, *connect.Request[v1.RegisterHookRequest]) (*connect.Response[v1.RegisterHookResponse], error)
 	// GetHook returns the connector's event hook as Okta and accessbus see it.
 	GetHook(context.Context, *connect.Request[v1.GetHookRequest]) (*connect.Response[v1.GetHookResponse], error)
-	// UnregisterHook deactivates and deletes the connector's event hook.
+	// UnregisterHook deactivates and deletes the connector's event hook. For a
+	// hook managed in the Okta Admin Console it deletes the secret and the
+	// registration only: the hook itself must be deleted in the console.
 	UnregisterHook(context.Context, *connect.Request[v1.UnregisterHookRequest]) (*connect.Response[v1.UnregisterHookResponse], error)
+	// SetHookSecret stores the secret of an event hook an administrator
+	// created in the Okta Admin Console (the value of its Authorization
+	// header), so that the receiver accepts its deliveries, and records the
+	// registration as managed in the console. It never calls Okta, and the
+	// secret never appears in an answer, an error or a log.
+	SetHookSecret(context.Context, *connect.Request[v1.SetHookSecretRequest]) (*connect.Response[v1.SetHookSecretResponse], error)
 }
 
 // NewSyncServiceClient constructs a client for the accessbus.sync.v1.SyncService service. By
@@ -148,6 +159,12 @@ func NewSyncServiceClient(httpClient connect.HTTPClient, baseURL string, opts ..
 			connect.WithSchema(syncServiceMethods.ByName("UnregisterHook")),
 			connect.WithClientOptions(opts...),
 		),
+		setHookSecret: connect.NewClient[v1.SetHookSecretRequest, v1.SetHookSecretResponse](
+			httpClient,
+			baseURL+SyncServiceSetHookSecretProcedure,
+			connect.WithSchema(syncServiceMethods.ByName("SetHookSecret")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -162,6 +179,7 @@ type syncServiceClient struct {
 	registerHook    *connect.Client[v1.RegisterHookRequest, v1.RegisterHookResponse]
 	getHook         *connect.Client[v1.GetHookRequest, v1.GetHookResponse]
 	unregisterHook  *connect.Client[v1.UnregisterHookRequest, v1.UnregisterHookResponse]
+	setHookSecret   *connect.Client[v1.SetHookSecretRequest, v1.SetHookSecretResponse]
 }
 
 // TriggerSync calls accessbus.sync.v1.SyncService.TriggerSync.
@@ -209,6 +227,11 @@ func (c *syncServiceClient) UnregisterHook(ctx context.Context, req *connect.Req
 	return c.unregisterHook.CallUnary(ctx, req)
 }
 
+// SetHookSecret calls accessbus.sync.v1.SyncService.SetHookSecret.
+func (c *syncServiceClient) SetHookSecret(ctx context.Context, req *connect.Request[v1.SetHookSecretRequest]) (*connect.Response[v1.SetHookSecretResponse], error) {
+	return c.setHookSecret.CallUnary(ctx, req)
+}
+
 // SyncServiceHandler is an implementation of the accessbus.sync.v1.SyncService service.
 type SyncServiceHandler interface {
 	// TriggerSync asks for a full sync of a connector now. It publishes a
@@ -231,8 +254,16 @@ type SyncServiceHandler interface {
 	RegisterHook(context.Context, *connect.Request[v1.RegisterHookRequest]) (*connect.Response[v1.RegisterHookResponse], error)
 	// GetHook returns the connector's event hook as Okta and accessbus see it.
 	GetHook(context.Context, *connect.Request[v1.GetHookRequest]) (*connect.Response[v1.GetHookResponse], error)
-	// UnregisterHook deactivates and deletes the connector's event hook.
+	// UnregisterHook deactivates and deletes the connector's event hook. For a
+	// hook managed in the Okta Admin Console it deletes the secret and the
+	// registration only: the hook itself must be deleted in the console.
 	UnregisterHook(context.Context, *connect.Request[v1.UnregisterHookRequest]) (*connect.Response[v1.UnregisterHookResponse], error)
+	// SetHookSecret stores the secret of an event hook an administrator
+	// created in the Okta Admin Console (the value of its Authorization
+	// header), so that the receiver accepts its deliveries, and records the
+	// registration as managed in the console. It never calls Okta, and the
+	// secret never appears in an answer, an error or a log.
+	SetHookSecret(context.Context, *connect.Request[v1.SetHookSecretRequest]) (*connect.Response[v1.SetHookSecretResponse], error)
 }
 
 // NewSyncServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -296,6 +327,12 @@ func NewSyncServiceHandler(svc SyncServiceHandler, opts ...connect.HandlerOption
 		connect.WithSchema(syncServiceMethods.ByName("UnregisterHook")),
 		connect.WithHandlerOptions(opts...),
 	)
+	syncServiceSetHookSecretHandler := connect.NewUnaryHandler(
+		SyncServiceSetHookSecretProcedure,
+		svc.SetHookSecret,
+		connect.WithSchema(syncServiceMethods.ByName("SetHookSecret")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/accessbus.sync.v1.SyncService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SyncServiceTriggerSyncProcedure:
@@ -316,6 +353,8 @@ func NewSyncServiceHandler(svc SyncServiceHandler, opts ...connect.HandlerOption
 			syncServiceGetHookHandler.ServeHTTP(w, r)
 		case SyncServiceUnregisterHookProcedure:
 			syncServiceUnregisterHookHandler.ServeHTTP(w, r)
+		case SyncServiceSetHookSecretProcedure:
+			syncServiceSetHookSecretHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -359,4 +398,8 @@ func (UnimplementedSyncServiceHandler) GetHook(context.Context, *connect.Request
 
 func (UnimplementedSyncServiceHandler) UnregisterHook(context.Context, *connect.Request[v1.UnregisterHookRequest]) (*connect.Response[v1.UnregisterHookResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("accessbus.sync.v1.SyncService.UnregisterHook is not implemented"))
+}
+
+func (UnimplementedSyncServiceHandler) SetHookSecret(context.Context, *connect.Request[v1.SetHookSecretRequest]) (*connect.Response[v1.SetHookSecretResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("accessbus.sync.v1.SyncService.SetHookSecret is not implemented"))
 }
