@@ -370,6 +370,12 @@ func devServices(ctx context.Context, key secrets.Key, timeScale float64, tuneSy
 	if err != nil {
 		return nil, err
 	}
+	if timeScale > 1 {
+		provCfg.OktaTimeScale = timeScale
+	}
+	if provCfg.SecretsKey.IsZero() {
+		provCfg.SecretsKey = key
+	}
 	catCfg, err := catalog.ConfigFromEnv(ctx)
 	if err != nil {
 		return nil, err

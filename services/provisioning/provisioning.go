@@ -1,10 +1,29 @@
-// Package provisioning is the provisioning service: it carries out provisioning requests from provisioning.<connector>.request in Okta.
+// Package provisioning is the provisioning service: it carries out
+// provisioning requests from provisioning.<connector>.request in Okta, one
+// outcome per request_id, and revokes time-bound grants when they expire.
+// docs/provisioning.md describes the contract.
 package provisioning
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"time"
 
+	"github.com/accessbus/accessbus/libs/connectors"
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
+	"github.com/accessbus/accessbus/libs/lease"
+	"github.com/accessbus/accessbus/libs/okta"
+	"github.com/accessbus/accessbus/libs/ratelimit"
+	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
+
+	"github.com/accessbus/accessbus/services/provisioning/internal/executor"
+	"github.com/accessbus/accessbus/services/provisioning/internal/expiry"
+	"github.com/accessbus/accessbus/services/provisioning/internal/ledger"
 )
 
 // Name is the service's name in logs, metrics and readiness reports.
@@ -13,6 +32,22 @@ const Name = "provisioning"
 // Config is the provisioning service's configuration, read from the environment.
 type Config struct {
 	service.Config
+	// SecretsKey opens the connectors' Okta API tokens (the same key as the
+	// sync's and the catalog's).
+	SecretsKey secrets.Key `env:"ACCESSBUS_SECRETS_KEY"`
+	// Workers is how many requests one replica carries out at once.
+	Workers int `env:"ACCESSBUS_PROVISIONING_WORKERS, default=16"`
+	// WarnBefore is how long before a time-bound grant's expiry the
+	// expiring warning is published (grants shorter than twice this are
+	// warned at half their lifetime).
+	WarnBefore time.Duration `env:"ACCESSBUS_PROVISIONING_WARN_BEFORE, default=24h"`
+	// RateLimitShare is the share of each Okta bucket a connector whose
+	// options set none may use: the same budget as the sync's.
+	RateLimitShare float64 `env:"ACCESSBUS_RATE_LIMIT_SHARE, default=0.5"`
+	// OktaTimeScale is for a time-scaled Okta simulator only.
+	OktaTimeScale float64 `env:"ACCESSBUS_OKTA_TIME_SCALE, default=1"`
+	// ExpiryEvery is how often due time-bound grants are looked for.
+	ExpiryEvery time.Duration `env:"ACCESSBUS_PROVISIONING_EXPIRY_EVERY, default=1s"`
 }
 
 // ConfigFromEnv reads Config from the process environment with its defaults.
@@ -20,10 +55,36 @@ func ConfigFromEnv(ctx context.Context) (Config, error) {
 	return service.LoadEnv[Config](ctx, Name)
 }
 
+// Validate checks the provisioning settings beyond the shared ones.
+func (c Config) Validate() error {
+	var errs []error
+	if c.SecretsKey.IsZero() {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_SECRETS_KEY is not set: the provisioning service opens the connectors' Okta tokens with it; %s", secrets.HowToCreate))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_PROVISIONING_WORKERS %d: must be 1 or more", c.Workers))
+	}
+	if c.WarnBefore <= 0 {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_PROVISIONING_WARN_BEFORE %s: must be positive, for example 24h", c.WarnBefore))
+	}
+	if c.RateLimitShare <= 0 || c.RateLimitShare > 1 {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_RATE_LIMIT_SHARE %g: must be in (0, 1], for example 0.5", c.RateLimitShare))
+	}
+	if c.OktaTimeScale < 1 {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_OKTA_TIME_SCALE %g: must be 1 (Okta) or more (a time-scaled simulator)", c.OktaTimeScale))
+	}
+	if c.ExpiryEvery < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_PROVISIONING_EXPIRY_EVERY %s: must be at least 10ms, for example 1s", c.ExpiryEvery))
+	}
+	return errors.Join(errs...)
+}
+
 // Deps are what Run needs: the shared process dependencies and the config.
 type Deps struct {
 	service.Deps
 	Config Config
+	// HTTPClient carries the Okta calls; nil means libs/okta's default.
+	HTTPClient *http.Client
 }
 
 // Service wraps Run for service.Main and for the all-in-one accessbus dev.
@@ -33,9 +94,101 @@ func Service(cfg Config) service.Service {
 	}}
 }
 
-// Run starts the service and returns when ctx ends. Its consumers and APIs
-// arrive with the service's own issue; until then it starts, reports ready
-// and stops cleanly.
+// Run carries out provisioning requests and expires time-bound grants
+// until ctx ends.
 func Run(ctx context.Context, deps Deps) error {
-	return service.Idle(ctx, deps.Deps, Name)
+	cfg := deps.Config
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s: invalid configuration:\n%w", Name, err)
+	}
+	log := deps.Logger.With("service", Name)
+	js := deps.Bus.JetStream()
+	conns, err := connectors.Open(ctx, js, connectors.Options{Replicas: cfg.StreamReplicas, Key: cfg.SecretsKey})
+	if err != nil {
+		return err
+	}
+	led, err := ledger.Open(ctx, js, ledger.Options{Replicas: cfg.StreamReplicas})
+	if err != nil {
+		return err
+	}
+	var (
+		leaseStore lease.Store     = lease.NewMemory()
+		rateStore  ratelimit.Store = ratelimit.NewMemoryStore()
+	)
+	if deps.Redis != nil {
+		leaseStore = lease.NewRedis(deps.Redis, "accessbus:lease:")
+		rateStore = ratelimit.NewRedisStore(deps.Redis, "accessbus:ratelimit:")
+	}
+	host, _ := os.Hostname()
+	clients := &oktaClients{conns: conns, store: rateStore, share: cfg.RateLimitShare, timeScale: cfg.OktaTimeScale,
+		httpClient: deps.HTTPClient, budgets: map[string]*budgetFor{}}
+	ex, err := executor.New(executor.Deps{Bus: deps.Bus, Ledger: led, Connectors: conns, Okta: clients.client, Log: log},
+		executor.Config{Concurrency: cfg.Workers, WarnBefore: cfg.WarnBefore})
+	if err != nil {
+		return err
+	}
+	if err := ex.Start(ctx); err != nil {
+		return err
+	}
+	follower, err := expiry.Follow(ctx, deps.Bus, led, log)
+	if err != nil {
+		return errors.Join(err, ex.Stop(context.WithoutCancel(ctx)))
+	}
+	sched := &expiry.Scheduler{Bus: deps.Bus, Ledger: led, Leases: lease.New(leaseStore, host, log), Log: log, Every: cfg.ExpiryEvery}
+	schedDone := make(chan struct{})
+	go func() { defer close(schedDone); sched.Run(ctx) }()
+	deps.Health.SetReady(Name, nil)
+	log.Info("provisioning service ready", "workers", cfg.Workers)
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	<-schedDone
+	return errors.Join(ex.Stop(stopCtx), follower.Stop(stopCtx))
+}
+
+// oktaClients builds each connector's Okta client on the org's shared rate
+// budget (the same store and keys as the sync's, so both services together
+// stay within the connector's share).
+type oktaClients struct {
+	conns      *connectors.Store
+	store      ratelimit.Store
+	share      float64
+	timeScale  float64
+	httpClient *http.Client
+
+	mu      sync.Mutex
+	budgets map[string]*budgetFor
+}
+
+type budgetFor struct {
+	share float64
+	b     *ratelimit.Budget
+}
+
+func (c *oktaClients) client(ctx context.Context, conn *eventsv1.Connector) (*okta.Client, error) {
+	orgURL, err := connectors.OrgURL(conn.GetOktaDomain())
+	if err != nil {
+		return nil, err
+	}
+	token, _, err := c.conns.Token(ctx, conn.GetId())
+	if err != nil {
+		return nil, err
+	}
+	share := conn.GetOptions().GetRateLimitShare()
+	if share <= 0 || share > 1 {
+		share = c.share
+	}
+	c.mu.Lock()
+	bf, ok := c.budgets[conn.GetId()]
+	if !ok || bf.share != share {
+		b, err := ratelimit.New(c.store, ratelimit.Options{Share: share, TimeScale: c.timeScale})
+		if err != nil {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("rate budget of %s: %w", conn.GetId(), err)
+		}
+		bf = &budgetFor{share: share, b: b}
+		c.budgets[conn.GetId()] = bf
+	}
+	c.mu.Unlock()
+	return okta.New(ctx, okta.Config{OrgURL: orgURL, Token: token, Budget: bf.b, HTTPClient: c.httpClient})
 }

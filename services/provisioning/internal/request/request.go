@@ -139,3 +139,11 @@ func MsgID(req *eventsv1.ProvisioningRequest) string {
 func ResultMsgID(connector, requestID string) string {
 	return subjects.MsgID(subjects.DomainProvisioning, connector, subjects.EntityResult, requestID)
 }
+
+// ExpiryRequester is the requested_by of the revokes that end time-bound
+// grants; their request_id is ExpiryRequestID of the grant's request.
+const ExpiryRequester = "provisioning:expiry"
+
+// ExpiryRequestID is the request_id of the revoke that ends the time-bound
+// grant made by request grantRequestID.
+func ExpiryRequestID(grantRequestID string) string { return "expiry:" + grantRequestID }
