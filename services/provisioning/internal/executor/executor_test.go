@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/accessbus/accessbus/libs/bus"
+	"github.com/accessbus/accessbus/libs/testkit"
 
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	provv1 "github.com/accessbus/accessbus/libs/gen/accessbus/provisioning/v1"
@@ -277,4 +283,38 @@ func TestReadBackWaitsForOkta(t *testing.T) {
 	u2 := e2.freeUser(t, g, "")
 	wantFailure(t, e2.do(t, newRequest("lag-long", "c1", grant, membership(u2, g))),
 		eventsv1.ProvisioningFailureReason_PROVISIONING_FAILURE_REASON_READ_BACK_FAILED, "did not show it")
+}
+
+// TestUndecodableAndUnanswerableGoToDLQ: a payload that is not a request,
+// and a request without a request_id (which cannot be answered), go to
+// the dead-letter stream with the reason.
+func TestUndecodableAndUnanswerableGoToDLQ(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	dlq := testkit.Record(t, e.js, "DLQ", "dlq.>", true)
+	ctx := context.Background()
+	m := nats.NewMsg("provisioning.c1.request")
+	m.Data = []byte("not a protobuf \xff\xfe")
+	m.Header.Set(bus.HeaderPayloadType, "accessbus.events.v1.ProvisioningRequest")
+	m.Header.Set("Nats-Msg-Id", "garbage")
+	if _, err := e.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	e.submit(t, newRequest("", "c1", grant, membership("00u1", "00g1")))
+	elsewhere := newRequest("elsewhere", "ro", grant, membership("00u1", "00g1"))
+	if _, err := e.bus.Publish(ctx, "provisioning.c1.request", "elsewhere", elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	msgs := dlq.WaitFor(t, 3, 10*time.Second)
+	var reasons []string
+	for _, m := range msgs {
+		dl := &eventsv1.DeadLetter{}
+		if err := proto.Unmarshal(m.Data(), dl); err != nil {
+			t.Fatal(err)
+		}
+		reasons = append(reasons, dl.GetErrorClass().String()+": "+dl.GetReason())
+	}
+	all := strings.Join(reasons, "\n")
+	if !strings.Contains(all, "UNDECODABLE") || !strings.Contains(all, "no request_id") || !strings.Contains(all, "publish it on provisioning.ro.request") {
+		t.Fatalf("dead letters: %v", reasons)
+	}
 }
