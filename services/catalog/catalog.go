@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/accessbus/accessbus/libs/connectors"
 	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
@@ -50,9 +52,10 @@ func Service(cfg Config) service.Service {
 // no shutdown timeout (a Config built in code).
 const defaultStopTimeout = 10 * time.Second
 
-// Run opens the connector store and follows sync runs to keep each
-// connector's status current, until ctx ends. The catalog's API arrives
-// with its own issue.
+// Run opens the connector store, follows sync runs to keep each
+// connector's status current, and follows the orgs' users and apps into
+// platform identities and catalog applications (Discovery), until ctx
+// ends. The catalog's API arrives with its own issue.
 func Run(ctx context.Context, deps Deps) error {
 	cfg := deps.Config
 	if cfg.SecretsKey.IsZero() {
@@ -62,9 +65,17 @@ func Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return fmt.Errorf("%s: open connector store: %w", Name, err)
 	}
-	sub, err := FollowRunStatus(ctx, deps.Bus, store, deps.Logger)
+	disc, err := OpenDiscovery(ctx, deps.Bus, cfg.StreamReplicas, jetstream.FileStorage, deps.Logger.With("service", Name))
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
+	}
+	discSub, err := disc.Follow(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	sub, err := FollowRunStatus(ctx, deps.Bus, store, deps.Logger)
+	if err != nil {
+		return errors.Join(fmt.Errorf("%s: %w", Name, err), discSub.Stop(context.WithoutCancel(ctx)))
 	}
 	deps.Logger.Info("service started", "service", Name, "secrets_key_id", cfg.SecretsKey.ID())
 	deps.Health.SetReady(Name, nil)
@@ -76,7 +87,7 @@ func Run(ctx context.Context, deps Deps) error {
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	if err := sub.Stop(stopCtx); err != nil {
+	if err := errors.Join(sub.Stop(stopCtx), discSub.Stop(stopCtx)); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	deps.Logger.Info("service stopped", "service", Name)
