@@ -43,5 +43,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newAccessCmd())
 	root.AddCommand(newSyncCmd())
 	root.AddCommand(newHooksCmd())
+	root.AddCommand(newProvisionCmd())
 	return root
 }

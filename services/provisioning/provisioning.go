@@ -21,6 +21,7 @@ import (
 	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
 
+	"github.com/accessbus/accessbus/services/provisioning/internal/api"
 	"github.com/accessbus/accessbus/services/provisioning/internal/executor"
 	"github.com/accessbus/accessbus/services/provisioning/internal/expiry"
 	"github.com/accessbus/accessbus/services/provisioning/internal/ledger"
@@ -119,6 +120,8 @@ func Run(ctx context.Context, deps Deps) error {
 		leaseStore = lease.NewRedis(deps.Redis, "accessbus:lease:")
 		rateStore = ratelimit.NewRedisStore(deps.Redis, "accessbus:ratelimit:")
 	}
+	path, h := api.New(api.Deps{Bus: deps.Bus, Ledger: led, Connectors: conns})
+	deps.Mux.Handle(path, h)
 	host, _ := os.Hostname()
 	clients := &oktaClients{conns: conns, store: rateStore, share: cfg.RateLimitShare, timeScale: cfg.OktaTimeScale,
 		httpClient: deps.HTTPClient, budgets: map[string]*budgetFor{}}
