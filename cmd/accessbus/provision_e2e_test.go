@@ -17,8 +17,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/bus"
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 )
 
 // demoAPI calls the demo org's API as its Super Administrator.
