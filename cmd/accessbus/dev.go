@@ -26,6 +26,7 @@ import (
 	"github.com/accessbus/accessbus/libs/telemetry"
 	"github.com/accessbus/accessbus/services/catalog"
 	"github.com/accessbus/accessbus/services/notifier"
+	"github.com/accessbus/accessbus/services/notifier/mailcapture"
 	"github.com/accessbus/accessbus/services/provisioning"
 	syncsvc "github.com/accessbus/accessbus/services/sync"
 )
@@ -139,7 +140,19 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 	if o.demoTimeScale < 1 || (o.demoTimeScale != 1 && !o.demo) {
 		return fmt.Errorf("--demo-time-scale %g: use 1 or more, with --demo", o.demoTimeScale)
 	}
-	services, err := devServices(ctx, key, o.demoTimeScale, o.tuneSync)
+	// The embedded SMTP server that captures the notifier's mail, listening
+	// now so that its address goes into the notifier's configuration.
+	mailLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen for the mail capture server: %w", err)
+	}
+	mailServed := false
+	defer func() {
+		if !mailServed {
+			_ = mailLn.Close()
+		}
+	}()
+	services, err := devServices(ctx, key, o.demoTimeScale, o.tuneSync, mailLn.Addr().String())
 	if err != nil {
 		return err
 	}
@@ -223,6 +236,13 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 	if err != nil {
 		return err
 	}
+	capture, err := mailcapture.Serve(ctx, mailLn, deps.Bus.JetStream(), mailcapture.Options{Logger: log.With("component", "mail-capture")})
+	if err != nil {
+		return err
+	}
+	mailServed = true
+	// Stopped before the embedded NATS it stores into.
+	afterDrain = append([]func(context.Context) error{capture.Close}, afterDrain...)
 
 	var demoSim *oktasim.Running
 	if o.demo {
@@ -256,6 +276,9 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 		fmt.Fprintf(stdout, "accessbus dev ready: http://%s  nats %s  data %s\n", ln.Addr(), natsURL, o.dataDir)
 		if demoLine != "" {
 			fmt.Fprintln(stdout, demoLine)
+		}
+		if os.Getenv("ACCESSBUS_SMTP_ADDR") == "" {
+			fmt.Fprintf(stdout, "mail: the notifier's emails are captured by smtp://%s; read them with `accessbus mail list`\n", capture.Addr())
 		}
 		if o.oktaDomain != "" {
 			fmt.Fprintf(stdout, "connector %s syncs %s: watch it with `accessbus sync status --connector %s --server http://%s`\n", o.oktaConnector, o.oktaDomain, o.oktaConnector, ln.Addr())
@@ -352,7 +375,7 @@ func startDemoOrg(ctx context.Context, dataDir, profile string, timeScale float6
 // devServices builds each service's configuration from the environment (so
 // their own variables still apply) for the one-process run; tuneSync, when
 // not nil, adjusts the sync's.
-func devServices(ctx context.Context, key secrets.Key, timeScale float64, tuneSync func(*syncsvc.Config)) ([]service.Service, error) {
+func devServices(ctx context.Context, key secrets.Key, timeScale float64, tuneSync func(*syncsvc.Config), mailAddr string) ([]service.Service, error) {
 	syncCfg, err := syncsvc.ConfigFromEnv(ctx)
 	if err != nil {
 		return nil, err
@@ -386,6 +409,15 @@ func devServices(ctx context.Context, key secrets.Key, timeScale float64, tuneSy
 	notCfg, err := notifier.ConfigFromEnv(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if notCfg.SMTPAddr == "" {
+		// Without an SMTP server of its own, dev's notifier mails the
+		// embedded capture server (accessbus mail list|show).
+		notCfg.SMTPAddr, notCfg.SMTPTLS = mailAddr, "none"
+		notCfg.SMTPUsername, notCfg.SMTPPassword = "", notifier.Password{}
+	}
+	if notCfg.MailFrom == "" {
+		notCfg.MailFrom = "accessbus <accessbus@localhost>"
 	}
 	return []service.Service{
 		syncsvc.Service(syncCfg),

@@ -44,5 +44,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newSyncCmd())
 	root.AddCommand(newHooksCmd())
 	root.AddCommand(newProvisionCmd())
+	root.AddCommand(newMailCmd())
+	root.AddCommand(newConnectorsCmd(), newAppsCmd(), newAdminCmd())
 	return root
 }
