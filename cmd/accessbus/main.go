@@ -45,6 +45,5 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newHooksCmd())
 	root.AddCommand(newProvisionCmd())
 	root.AddCommand(newMailCmd())
-	root.AddCommand(newConnectorsCmd(), newAppsCmd(), newAdminCmd())
 	return root
 }
