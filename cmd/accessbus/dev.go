@@ -152,7 +152,18 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 			_ = mailLn.Close()
 		}
 	}()
-	services, err := devServices(ctx, key, o.demoTimeScale, o.tuneSync, mailLn.Addr().String())
+	// The first start creates the first Super Administrator: its API key is
+	// printed once and kept in <data-dir>/admin-api-key, where the CLI
+	// finds it.
+	adminKey := func(_ context.Context, a catalog.BootstrapAdmin) error {
+		p := filepath.Join(o.dataDir, adminAPIKeyFile)
+		if err := os.WriteFile(p, []byte(a.Key.Reveal()+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write the first Super Administrator's API key: %w", err)
+		}
+		fmt.Fprintf(stdout, "first Super Administrator %s: API key %s (kept in %s; the CLI reads it from there)\n", a.Email, a.Key.Reveal(), p)
+		return nil
+	}
+	services, err := devServices(ctx, key, o.demoTimeScale, o.tuneSync, mailLn.Addr().String(), adminKey)
 	if err != nil {
 		return err
 	}
@@ -375,7 +386,8 @@ func startDemoOrg(ctx context.Context, dataDir, profile string, timeScale float6
 // devServices builds each service's configuration from the environment (so
 // their own variables still apply) for the one-process run; tuneSync, when
 // not nil, adjusts the sync's.
-func devServices(ctx context.Context, key secrets.Key, timeScale float64, tuneSync func(*syncsvc.Config), mailAddr string) ([]service.Service, error) {
+func devServices(ctx context.Context, key secrets.Key, timeScale float64, tuneSync func(*syncsvc.Config), mailAddr string,
+	adminKey func(context.Context, catalog.BootstrapAdmin) error) ([]service.Service, error) {
 	syncCfg, err := syncsvc.ConfigFromEnv(ctx)
 	if err != nil {
 		return nil, err
@@ -405,6 +417,9 @@ func devServices(ctx context.Context, key secrets.Key, timeScale float64, tuneSy
 	}
 	if catCfg.SecretsKey.IsZero() {
 		catCfg.SecretsKey = key
+	}
+	if catCfg.OnBootstrapKey == nil && catCfg.AdminKeyFile == "" {
+		catCfg.OnBootstrapKey = adminKey
 	}
 	notCfg, err := notifier.ConfigFromEnv(ctx)
 	if err != nil {

@@ -45,5 +45,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newHooksCmd())
 	root.AddCommand(newProvisionCmd())
 	root.AddCommand(newMailCmd())
+	root.AddCommand(newConnectorsCmd(), newAppsCmd(), newAdminCmd())
 	return root
 }

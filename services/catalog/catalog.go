@@ -9,7 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/connectors"
+	"github.com/accessbus/accessbus/libs/ratelimit"
 	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/service"
 )
@@ -25,6 +27,17 @@ type Config struct {
 	// without it. `accessbus dev` sets it from its data dir's key file when
 	// the environment leaves it empty.
 	SecretsKey secrets.Key `env:"ACCESSBUS_SECRETS_KEY"`
+	// AdminEmail is the email of the first Super Administrator, created at
+	// the first start (when nobody holds a platform role yet).
+	AdminEmail string `env:"ACCESSBUS_ADMIN_EMAIL, default=admin@accessbus.local"`
+	// AdminKeyFile, when set, receives the first Super Administrator's API
+	// key (mode 0600) unless OnBootstrapKey takes it.
+	AdminKeyFile string `env:"ACCESSBUS_ADMIN_API_KEY_FILE"`
+	// OnBootstrapKey, when set, is handed the first Super Administrator
+	// and their API key, once, at the start that creates them (accessbus
+	// dev prints the key and writes <data-dir>/admin-api-key). An error
+	// stops Run before the role is granted, so the next start tries again.
+	OnBootstrapKey func(ctx context.Context, admin BootstrapAdmin) error
 }
 
 // ConfigFromEnv reads Config from the process environment with its defaults.
@@ -53,9 +66,10 @@ func Service(cfg Config) service.Service {
 const defaultStopTimeout = 10 * time.Second
 
 // Run opens the connector store, follows sync runs to keep each
-// connector's status current, and follows the orgs' users and apps into
-// platform identities and catalog applications (Discovery), until ctx
-// ends. The catalog's API arrives with its own issue.
+// connector's status current, follows the orgs' users and apps into
+// platform identities and catalog applications (Discovery), creates the
+// first Super Administrator on a fresh installation, and serves the
+// catalog's Connect API on deps.Mux, until ctx ends.
 func Run(ctx context.Context, deps Deps) error {
 	cfg := deps.Config
 	if cfg.SecretsKey.IsZero() {
@@ -69,6 +83,23 @@ func Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
+	log := deps.Logger.With("service", Name)
+	authStore, err := auth.Open(ctx, deps.Bus.JetStream(), auth.Options{Replicas: cfg.StreamReplicas})
+	if err != nil {
+		return fmt.Errorf("%s: open the API keys and roles: %w", Name, err)
+	}
+	if err := bootstrap(ctx, cfg, authStore, disc, log); err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
+	var rateStore ratelimit.Store
+	if deps.Redis != nil {
+		// The credential check spends the org's shared budget, as the sync does.
+		rateStore = ratelimit.NewRedisStore(deps.Redis, "accessbus:ratelimit:")
+	}
+	api, err := NewAPI(APIDeps{Bus: deps.Bus, Connectors: store, Discovery: disc, Auth: authStore, Log: log, RateStore: rateStore})
+	if err != nil {
+		return fmt.Errorf("%s: %w", Name, err)
+	}
 	discSub, err := disc.Follow(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
@@ -76,6 +107,9 @@ func Run(ctx context.Context, deps Deps) error {
 	sub, err := FollowRunStatus(ctx, deps.Bus, store, deps.Logger)
 	if err != nil {
 		return errors.Join(fmt.Errorf("%s: %w", Name, err), discSub.Stop(context.WithoutCancel(ctx)))
+	}
+	if deps.Mux != nil {
+		api.Mount(deps.Mux)
 	}
 	deps.Logger.Info("service started", "service", Name, "secrets_key_id", cfg.SecretsKey.ID())
 	deps.Health.SetReady(Name, nil)
