@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/oktasim"
@@ -252,6 +253,12 @@ func runDev(ctx context.Context, o devOptions, stdout, stderr io.Writer, ready d
 		return err
 	}
 	mailServed = true
+	keys, err := auth.Open(ctx, deps.Bus.JetStream(), auth.Options{})
+	if err != nil {
+		return err
+	}
+	deps.Mux.Handle(mailPath, mailHandler(capture.Store(), keys))
+	deps.Mux.Handle(mailPath+"/", mailHandler(capture.Store(), keys))
 	// Stopped before the embedded NATS it stores into.
 	afterDrain = append([]func(context.Context) error{capture.Close}, afterDrain...)
 

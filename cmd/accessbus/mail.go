@@ -22,6 +22,7 @@ import (
 type mailOptions struct {
 	natsURL string
 	dataDir string
+	server  string
 	to      string
 	json    bool
 	html    bool
@@ -35,19 +36,21 @@ func newMailCmd() *cobra.Command {
 		Short: "Read the emails that accessbus dev captured",
 		Long: `accessbus dev runs an SMTP server in process and points the notifier at it;
 every email it receives is kept (7 days) in the JetStream KV bucket MAIL_CAPTURE.
-These commands read that bucket. The NATS server is --nats-url, else
-ACCESSBUS_NATS_URL, else the one a running 'accessbus dev' uses in --data-dir.`,
+These commands read that bucket: through accessbus dev's HTTP server with
+--server (and the API key, as other commands take it), else from NATS: --nats-url,
+else ACCESSBUS_NATS_URL, else the one a running 'accessbus dev' uses in --data-dir.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.natsURL, "nats-url", "", "NATS server URL")
 	pf.StringVar(&o.dataDir, "data-dir", defaultDataDir, "data dir of a running accessbus dev, to find its NATS server")
+	pf.StringVar(&o.server, "server", "", "accessbus dev's HTTP address, such as http://127.0.0.1:8080: read the mail through it")
 
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the captured emails, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return withMailStore(cmd.Context(), o, func(s *mailcapture.Store) error {
+			return withMailStore(cmd.Context(), o, func(s mailSource) error {
 				return listMail(cmd.Context(), s, o, cmd.OutOrStdout())
 			})
 		},
@@ -64,7 +67,7 @@ ACCESSBUS_NATS_URL, else the one a running 'accessbus dev' uses in --data-dir.`,
 			if err != nil || id == 0 {
 				return fmt.Errorf("email id %q: use the number that 'accessbus mail list' prints", args[0])
 			}
-			return withMailStore(cmd.Context(), o, func(s *mailcapture.Store) error {
+			return withMailStore(cmd.Context(), o, func(s mailSource) error {
 				return showMail(cmd.Context(), s, id, o, cmd.OutOrStdout())
 			})
 		},
@@ -75,8 +78,19 @@ ACCESSBUS_NATS_URL, else the one a running 'accessbus dev' uses in --data-dir.`,
 	return cmd
 }
 
-// withMailStore connects to NATS and opens the capture bucket for f.
-func withMailStore(ctx context.Context, o mailOptions, f func(*mailcapture.Store) error) error {
+// mailSource is where the captured mail is read: the capture bucket, or
+// accessbus dev's HTTP endpoint.
+type mailSource interface {
+	List(ctx context.Context) ([]mailcapture.Message, error)
+	Get(ctx context.Context, id uint64) (mailcapture.Message, error)
+}
+
+// withMailStore opens the captured mail for f: through --server, or from
+// NATS's capture bucket.
+func withMailStore(ctx context.Context, o mailOptions, f func(mailSource) error) error {
+	if o.server != "" {
+		return f(&httpMail{server: strings.TrimSuffix(o.server, "/"), key: apiKey(o.dataDir)})
+	}
 	url, err := resolveNATSURL(o.natsURL, o.dataDir)
 	if err != nil {
 		return err
@@ -107,7 +121,7 @@ type mailLine struct {
 	MessageID  string    `json:"message_id"`
 }
 
-func listMail(ctx context.Context, s *mailcapture.Store, o mailOptions, w io.Writer) error {
+func listMail(ctx context.Context, s mailSource, o mailOptions, w io.Writer) error {
 	msgs, err := s.List(ctx)
 	if err != nil {
 		return err
@@ -156,7 +170,7 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-func showMail(ctx context.Context, s *mailcapture.Store, id uint64, o mailOptions, w io.Writer) error {
+func showMail(ctx context.Context, s mailSource, id uint64, o mailOptions, w io.Writer) error {
 	m, err := s.Get(ctx, id)
 	if errors.Is(err, mailcapture.ErrNotFound) {
 		return fmt.Errorf("no captured email %d: 'accessbus mail list' shows the ids (emails are kept %s)", id, mailcapture.DefaultMaxAge)

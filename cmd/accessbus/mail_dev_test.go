@@ -26,9 +26,10 @@ func TestDevCapturesTheNotifiersMail(t *testing.T) {
 	ready := make(chan string, 1)
 	errCh := make(chan error, 1)
 	var out syncBuffer
+	var httpAddr string
 	go func() {
 		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second},
-			&out, io.Discard, func(_, natsURL string) { ready <- natsURL })
+			&out, io.Discard, func(h, natsURL string) { httpAddr = h; ready <- natsURL })
 	}()
 	var natsURL string
 	select {
@@ -66,6 +67,17 @@ func TestDevCapturesTheNotifiersMail(t *testing.T) {
 	show, err := runMailCmd(t, "show", "1", "--data-dir", dir)
 	if err != nil || !strings.Contains(show, "Set up connector: http://127.0.0.1:8080/connectors/acme/setup") {
 		t.Fatalf("mail show: %s %v", show, err)
+	}
+	// Through dev's HTTP server, with the API key dev keeps in its data dir.
+	server := "http://" + httpAddr
+	if list, err := runMailCmd(t, "list", "--server", server, "--data-dir", dir); err != nil || !strings.Contains(list, "bob@example.com") {
+		t.Fatalf("mail list --server: %s %v", list, err)
+	}
+	if show, err := runMailCmd(t, "show", "1", "--server", server, "--data-dir", dir); err != nil || !strings.Contains(show, "Set up connector:") {
+		t.Fatalf("mail show --server: %s %v", show, err)
+	}
+	if _, err := runMailCmd(t, "list", "--server", server, "--data-dir", t.TempDir()); err == nil || !strings.Contains(err.Error(), "API key") {
+		t.Fatalf("mail list --server without a key: %v", err)
 	}
 	cancel()
 	if err := <-errCh; err != nil {
