@@ -163,35 +163,49 @@ type oktaClients struct {
 	budgets map[string]*budgetFor
 }
 
+// budgetFor is a connector's client and budget, kept while the connector's
+// domain, token version and share stay the same: building a client per
+// request would cost CPU and, without a shared HTTP client, a new TLS
+// connection to Okta per request.
 type budgetFor struct {
-	share float64
-	b     *ratelimit.Budget
+	share   float64
+	domain  string
+	version int64
+	b       *ratelimit.Budget
+	client  *okta.Client
 }
 
 func (c *oktaClients) client(ctx context.Context, conn *eventsv1.Connector) (*okta.Client, error) {
-	orgURL, err := connectors.OrgURL(conn.GetOktaDomain())
-	if err != nil {
-		return nil, err
-	}
-	token, _, err := c.conns.Token(ctx, conn.GetId())
-	if err != nil {
-		return nil, err
-	}
 	share := conn.GetOptions().GetRateLimitShare()
 	if share <= 0 || share > 1 {
 		share = c.share
 	}
 	c.mu.Lock()
 	bf, ok := c.budgets[conn.GetId()]
-	if !ok || bf.share != share {
-		b, err := ratelimit.New(c.store, ratelimit.Options{Share: share, TimeScale: c.timeScale})
-		if err != nil {
-			c.mu.Unlock()
-			return nil, fmt.Errorf("rate budget of %s: %w", conn.GetId(), err)
-		}
-		bf = &budgetFor{share: share, b: b}
-		c.budgets[conn.GetId()] = bf
-	}
 	c.mu.Unlock()
-	return okta.New(ctx, okta.Config{OrgURL: orgURL, Token: token, Budget: bf.b, HTTPClient: c.httpClient})
+	if ok && bf.share == share && bf.domain == conn.GetOktaDomain() && bf.version == conn.GetSecretVersion() && bf.client != nil {
+		return bf.client, nil
+	}
+	orgURL, err := connectors.OrgURL(conn.GetOktaDomain())
+	if err != nil {
+		return nil, err
+	}
+	token, version, err := c.conns.Token(ctx, conn.GetId())
+	if err != nil {
+		return nil, err
+	}
+	b := (*ratelimit.Budget)(nil)
+	if ok && bf.share == share {
+		b = bf.b // the same budget: its pacing state carries over
+	} else if b, err = ratelimit.New(c.store, ratelimit.Options{Share: share, TimeScale: c.timeScale}); err != nil {
+		return nil, fmt.Errorf("rate budget of %s: %w", conn.GetId(), err)
+	}
+	cl, err := okta.New(ctx, okta.Config{OrgURL: orgURL, Token: token, Budget: b, HTTPClient: c.httpClient})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.budgets[conn.GetId()] = &budgetFor{share: share, domain: conn.GetOktaDomain(), version: version, b: b, client: cl}
+	c.mu.Unlock()
+	return cl, nil
 }
