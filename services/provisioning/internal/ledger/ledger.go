@@ -107,33 +107,33 @@ func grantKey(connector, key string) string {
 // request_id does not replace it.
 func (s *Store) Begin(ctx context.Context, req *eventsv1.ProvisioningRequest) (*provv1.RequestRecord, uint64, error) {
 	key := requestKey(req.GetConnectorId(), req.GetRequestId())
+	// Most requests are new: try to create the record first, one round trip.
+	now := timestamppb.New(s.now())
+	fresh := &provv1.RequestRecord{Request: req, State: provv1.RequestState_REQUEST_STATE_RECEIVED,
+		ReceivedAt: now, UpdatedAt: now, Attempts: 1}
+	b, err := proto.Marshal(fresh)
+	if err != nil {
+		return nil, 0, fmt.Errorf("record request %s: %w", req.GetRequestId(), err)
+	}
 	for range 10 {
+		rev, err := s.reqs.Create(ctx, key, b)
+		if err == nil {
+			return fresh, rev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, 0, fmt.Errorf("record request %s: %w", req.GetRequestId(), err)
+		}
 		rec, rev, err := s.get(ctx, key)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			now := timestamppb.New(s.now())
-			rec = &provv1.RequestRecord{Request: req, State: provv1.RequestState_REQUEST_STATE_RECEIVED,
-				ReceivedAt: now, UpdatedAt: now, Attempts: 1}
-			b, err := proto.Marshal(rec)
-			if err != nil {
-				return nil, 0, fmt.Errorf("record request %s: %w", req.GetRequestId(), err)
-			}
-			rev, err := s.reqs.Create(ctx, key, b)
-			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue // another replica's delivery was first
-			}
-			if err != nil {
-				return nil, 0, fmt.Errorf("record request %s: %w", req.GetRequestId(), err)
-			}
-			return rec, rev, nil
-		case err != nil:
+		if errors.Is(err, ErrNotFound) {
+			continue // expired between the two calls: create it
+		}
+		if err != nil {
 			return nil, 0, err
 		}
 		if rec.GetState() == provv1.RequestState_REQUEST_STATE_COMPLETED {
 			return rec, rev, nil
 		}
 		rec.Attempts++
-		rec.UpdatedAt = timestamppb.New(s.now())
 		rev, err = s.Update(ctx, rec, rev)
 		if errors.Is(err, ErrConflict) {
 			continue
