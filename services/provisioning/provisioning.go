@@ -112,14 +112,9 @@ func Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	var (
-		leaseStore lease.Store     = lease.NewMemory()
-		rateStore  ratelimit.Store = ratelimit.NewMemoryStore()
-	)
-	if deps.Redis != nil {
-		leaseStore = lease.NewRedis(deps.Redis, "accessbus:lease:")
-		rateStore = ratelimit.NewRedisStore(deps.Redis, "accessbus:ratelimit:")
-	}
+	// Shared by every replica of every service through Redis (in memory
+	// without it), so that together they keep each connector's share.
+	leaseStore, rateStore := lease.SharedStore(deps.Redis), ratelimit.SharedStore(deps.Redis)
 	path, h := api.New(api.Deps{Bus: deps.Bus, Ledger: led, Connectors: conns})
 	deps.Mux.Handle(path, h)
 	host, _ := os.Hostname()

@@ -133,14 +133,9 @@ func Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return err
 	}
-	var (
-		leaseStore lease.Store     = lease.NewMemory()
-		rateStore  ratelimit.Store = ratelimit.NewMemoryStore()
-	)
-	if deps.Redis != nil {
-		leaseStore = lease.NewRedis(deps.Redis, "accessbus:lease:")
-		rateStore = ratelimit.NewRedisStore(deps.Redis, "accessbus:ratelimit:")
-	}
+	// Shared by every replica of every service through Redis (in memory
+	// without it), so that together they keep each connector's share.
+	leaseStore, rateStore := lease.SharedStore(deps.Redis), ratelimit.SharedStore(deps.Redis)
 	host, _ := os.Hostname()
 	leases := lease.New(leaseStore, host, log)
 	w, err := worker.New(worker.Deps{
