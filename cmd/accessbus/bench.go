@@ -23,7 +23,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "Benchmarks against the Okta simulator",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchSyncCmd(), newBenchRealtimeCmd())
+	cmd.AddCommand(newBenchSyncCmd(), newBenchRealtimeCmd(), newBenchProvisionCmd())
 	return cmd
 }
 
