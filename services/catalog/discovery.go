@@ -379,9 +379,16 @@ func (d *Discovery) appUpserted(ctx context.Context, connector string, a *events
 	if err != nil {
 		return err
 	}
-	rev, err := d.kv.Put(ctx, appKey(id), b)
+	// Compare-and-set: an API call (MarkManaged) may change the record
+	// meanwhile; then this event is handled again on the new record.
+	var rev uint64
+	if before == nil {
+		rev, err = d.kv.Create(ctx, appKey(id), b)
+	} else {
+		rev, err = d.kv.Update(ctx, appKey(id), b, before.GetRevision())
+	}
 	if err != nil {
-		return fmt.Errorf("store application %s: %w", id, err)
+		return fmt.Errorf("store application %s (retried on the current record): %w", id, err)
 	}
 	app.Revision = rev
 	_, err = d.bus.Publish(ctx, subjects.CatalogAppUpserted,
