@@ -316,24 +316,12 @@ func contains(t *testing.T, what, s string, wants ...string) {
 func (e *env) publishNoDedupe(t *testing.T, subject, msgID string, payload proto.Message) {
 	t.Helper()
 	ctx := context.Background()
-	name, err := subjects.StreamOf(subject)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := e.js.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	orig := cfg.Duplicates
-	cfg.Duplicates = 100 * time.Millisecond
-	if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	// The server forgets message ids on its own timer: under load that takes
-	// longer than the window, so try until the stream takes it as new.
+	// The stream's dedupe window was made short (shortDedupe) before the
+	// first publish; the server forgets ids on its own timer, so try until
+	// it takes the message as new.
 	var ack *jetstream.PubAck
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; {
 		time.Sleep(200 * time.Millisecond)
 		ack, err = e.bus.Publish(ctx, subject, msgID, payload)
 		if err != nil || !ack.Duplicate || time.Now().After(deadline) {
@@ -343,7 +331,23 @@ func (e *env) publishNoDedupe(t *testing.T, subject, msgID string, payload proto
 	if err != nil || ack.Duplicate {
 		t.Fatalf("republish: %v (duplicate %v)", err, ack != nil && ack.Duplicate)
 	}
-	cfg.Duplicates = orig
+}
+
+// shortDedupe makes the dedupe window of subject's stream short, before
+// anything is published on it.
+func (e *env) shortDedupe(t *testing.T, subject string) {
+	t.Helper()
+	ctx := context.Background()
+	name, err := subjects.StreamOf(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Duplicates = 500 * time.Millisecond
 	if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}

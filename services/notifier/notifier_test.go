@@ -217,6 +217,7 @@ func TestGrantExpiringWarnsGranteeAndOwners(t *testing.T) {
 
 func TestRedeliveryRestartAndReplicasSendOnce(t *testing.T) {
 	e := newEnv(t)
+	e.shortDedupe(t, subjects.CatalogConnectorCreated)
 	stop := e.start(t)
 	e.publish(t, subjects.CatalogConnectorCreated, "created-c1", connectorCreated("c1", "i-ana", owner("i-bob", "bob@example.test")))
 	e.mails(t, 1)
