@@ -14,10 +14,14 @@ import (
 )
 
 // The bench on the small org at a high time scale: two syncs, each a JSON
-// line whose figures agree with each other. Speed is not checked.
+// line whose figures agree with each other. Speed is not checked. The
+// simulator and the JetStream server run in this process: the test binary
+// is not accessbus, so it cannot be re-executed as their processes
+// (services/sync tests those processes, and TestBenchChildCommands the
+// commands they run).
 func TestBenchSyncJSON(t *testing.T) {
 	var out, errOut bytes.Buffer
-	err := realMain(context.Background(), []string{"bench", "sync", "--profile", "small", "--json", "--time-scale", "1000", "--seed", "3"}, &out, &errOut)
+	err := realMain(context.Background(), []string{"bench", "sync", "--profile", "small", "--json", "--time-scale", "1000", "--seed", "3", "--sim-in-process", "--nats-in-process"}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("bench sync: %v (stderr %q)", err, errOut.String())
 	}
@@ -62,6 +66,51 @@ func TestBenchSyncJSON(t *testing.T) {
 	}
 	if first.PeakRSSBytes <= 0 || second.PeakRSSBytes < first.PeakRSSBytes {
 		t.Errorf("peak RSS %d then %d: want positive and not shrinking", first.PeakRSSBytes, second.PeakRSSBytes)
+	}
+	// The bench's garbage collector settings, as the JSON says.
+	for _, r := range runs {
+		if !r.SimInProcess || !r.NATSInProcess || r.GOGC != benchGOGC || r.MemoryLimitBytes != benchMemLimit {
+			t.Errorf("sync %d: simulator in process %v, GOGC %d, memory limit %d; want true, %d, %d",
+				r.Sync, r.SimInProcess, r.GOGC, r.MemoryLimitBytes, benchGOGC, benchMemLimit)
+		}
+	}
+}
+
+// The hidden commands the bench runs as its simulator's and its JetStream
+// server's processes: each reads its configuration, answers where it
+// serves, and stops when its input closes.
+func TestBenchChildCommands(t *testing.T) {
+	run := func(command, in string) (string, error) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		root := newRootCmd(&out, &errOut)
+		root.SetIn(strings.NewReader(in))
+		root.SetArgs([]string{"bench", command})
+		err := root.ExecuteContext(t.Context())
+		return out.String(), err
+	}
+	var ready struct {
+		URL      string `json:"url"`
+		AdminKey string `json:"admin_key"`
+	}
+	out, err := run(benchSimCommand, `{"profile":"small","seed":1,"time_scale":1000}`+"\n")
+	if err != nil {
+		t.Fatalf("bench %s: %v", benchSimCommand, err)
+	}
+	if err := json.Unmarshal([]byte(out), &ready); err != nil || !strings.HasPrefix(ready.URL, "http://127.0.0.1:") || ready.AdminKey == "" {
+		t.Errorf("simulator's answer %q: %v", out, err)
+	}
+	out, err = run(benchNATSCommand, "{}\n")
+	if err != nil {
+		t.Fatalf("bench %s: %v", benchNATSCommand, err)
+	}
+	if err := json.Unmarshal([]byte(out), &ready); err != nil || !strings.HasPrefix(ready.URL, "nats://127.0.0.1:") {
+		t.Errorf("NATS's answer %q: %v", out, err)
+	}
+	for _, command := range []string{benchSimCommand, benchNATSCommand} {
+		if _, err := run(command, ""); err == nil || !strings.Contains(err.Error(), "configuration") {
+			t.Errorf("%s with no configuration: %v, want an error about it", command, err)
+		}
 	}
 }
 
@@ -113,10 +162,11 @@ func checkBenchConsistent(t *testing.T, r syncsvc.BenchSync) {
 // Without --json the figures come as a table naming every row.
 func TestBenchSyncTable(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if err := realMain(context.Background(), []string{"bench", "sync", "--profile", "small", "--time-scale", "1000"}, &out, &errOut); err != nil {
+	if err := realMain(context.Background(), []string{"bench", "sync", "--profile", "small", "--time-scale", "1000", "--sim-in-process", "--nats-in-process"}, &out, &errOut); err != nil {
 		t.Fatalf("bench sync: %v (stderr %q)", err, errOut.String())
 	}
-	for _, want := range []string{"bound ratio", "calls ratio", "http 429", "events published", "peak rss", "resync calls / first", "calls apps"} {
+	for _, want := range []string{"bound ratio", "calls ratio", "http 429", "events published", "peak rss", "resync calls / first", "calls apps",
+		"cpu (s)", "simulator cpu, peak rss", "nats cpu, peak rss", "in process"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -133,7 +183,8 @@ func TestBenchSyncRefusesBadSettings(t *testing.T) {
 		{[]string{"--share", "0"}, syncsvc.ErrBenchConfig, "share"},
 		{[]string{"--share", "1.5"}, syncsvc.ErrBenchConfig, "share"},
 		{[]string{"--time-scale", "0.5"}, syncsvc.ErrBenchConfig, "--time-scale 0.5"},
-		{[]string{"--profile", "huge"}, nil, "huge"},
+		{[]string{"--profile", "huge", "--sim-in-process", "--nats-in-process"}, nil, "huge"},
+		{[]string{"--memory-limit", "-1"}, syncsvc.ErrBenchConfig, "--memory-limit"},
 	} {
 		var out, errOut bytes.Buffer
 		args := append([]string{"bench", "sync", "--profile", "small", "--json"}, tc.args...)

@@ -47,10 +47,13 @@ func linkPaged[T any](ctx context.Context, c *Client, op, path string, decode fu
 			return fail(ctx, op, err)
 		}
 		page, err := decode(rb.body)
+		// The decoders copy what they keep: the page's buffer serves the
+		// next one.
+		releaseBody(rb.body)
+		rb.body = nil
 		if err != nil {
 			return fmt.Errorf("%s: decode page: %w", op, err)
 		}
-		rb.body = nil
 		if err := fn(page); err != nil {
 			return err
 		}

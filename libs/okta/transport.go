@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/accessbus/accessbus/libs/ratelimit"
@@ -139,16 +140,47 @@ func (t *transport) once(ctx context.Context, req *http.Request, getBody func() 
 // readBody reads a response body of at most maxBody bytes, into one buffer
 // of the announced length when there is one: io.ReadAll would grow its
 // buffer step by step, which for a sync's pages of members and users
-// doubled what the read allocates.
+// doubled what the read allocates. The buffer comes from bodyPool when one
+// there is large enough; a caller done with the body gives it back with
+// releaseBody.
 func readBody(resp *http.Response) ([]byte, error) {
 	r := io.LimitReader(resp.Body, maxBody)
 	n := resp.ContentLength
 	if n < 0 || n >= maxBody {
 		return io.ReadAll(r)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, int(n)+bytes.MinRead))
+	buf := bytes.NewBuffer(bodyBuffer(int(n) + bytes.MinRead))
 	_, err := buf.ReadFrom(r)
 	return buf.Bytes(), err
+}
+
+// bodyPool holds page buffers given back by releaseBody: a sync reads
+// thousands of pages of up to a few megabytes each, and allocating each
+// anew was a tenth of what a sync allocates.
+var bodyPool sync.Pool
+
+// maxPooledBody bounds the buffers bodyPool keeps.
+const maxPooledBody = 8 << 20
+
+// bodyBuffer returns an empty buffer of at least capacity n.
+func bodyBuffer(n int) []byte {
+	if p, ok := bodyPool.Get().(*[]byte); ok {
+		if cap(*p) >= n {
+			return (*p)[:0]
+		}
+		bodyPool.Put(p)
+	}
+	return make([]byte, 0, n)
+}
+
+// releaseBody gives a body back to bodyPool. Nothing may refer to it
+// afterwards: the decoders copy what they keep.
+func releaseBody(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledBody {
+		return
+	}
+	b = b[:0]
+	bodyPool.Put(&b)
 }
 
 // rewindable returns a way to get a fresh copy of the request body for each

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestBucketOf(t *testing.T) {
@@ -55,6 +56,8 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		{Window: -1},
 		{TimeScale: -2},
 		{Concurrency: -1},
+		{CatchUp: -1},
+		{Margin: -time.Millisecond},
 		{DefaultLimits: map[string]int{BucketUsers: 0}},
 	}
 	for _, o := range bad {

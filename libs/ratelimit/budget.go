@@ -6,9 +6,19 @@
 // service through a Store: Redis in production, memory in the all-in-one mode.
 //
 // The budget learns from Okta's answers: X-Rate-Limit-Limit is the real
-// ceiling of the bucket, and a 429 (or an exhausted window) stops the bucket
-// until X-Rate-Limit-Reset. Reset is read against the response's Date, never
-// the local clock, so a time-scaled simulator paces correctly.
+// ceiling of the bucket, X-Rate-Limit-Reset against the response's Date
+// bounds the length of its window (learnWindow), and a 429 (or an exhausted
+// window) stops the bucket until X-Rate-Limit-Reset. Reset is read against
+// the response's Date, never the local clock, so a time-scaled simulator
+// paces correctly.
+//
+// How a bucket is paced (the Store's rule, store.go): one request per
+// interval, so nothing bunches, each taking its turn up to Options.Lead
+// before its time; a request admitted late (a timer firing
+// late on a busy host) by less than Options.CatchUp or one interval keeps
+// the schedule, so the time is made up rather than lost; and no window's
+// length of time (plus Options.Margin) ever holds more requests than the
+// share, whatever the schedule says.
 package ratelimit
 
 import (
@@ -29,7 +39,8 @@ type Options struct {
 	// Share is the part of each ceiling the connector may use, in (0, 1];
 	// default 0.5.
 	Share float64
-	// Window is Okta's rate-limit window on the org's clock; default 60 s.
+	// Window is Okta's rate-limit window on the org's clock until the
+	// headers tell another (learnWindow); default 60 s.
 	Window time.Duration
 	// TimeScale is how many times faster than the wall clock the org's
 	// clock runs (a time-scaled simulator); default 1. A window lasts
@@ -45,6 +56,29 @@ type Options struct {
 	// (a crashed replica). It must exceed the longest Okta request, as a
 	// live holder past it no longer counts; default 2 minutes.
 	SlotTTL time.Duration
+	// CatchUp is how late, in real time, a request may be admitted and
+	// still keep its bucket's schedule (the store uses at least one
+	// interval); default 20 ms. At Okta's own scale an interval is longer
+	// (30 ms for a 2,000-a-minute bucket), so a late request keeps the
+	// schedule when less than one interval late; it matters on a
+	// time-scaled org, where an interval is as short as a busy host's
+	// timer precision. The requests that make up for a late one come at
+	// twice the pace at most.
+	CatchUp time.Duration
+	// Lead is how long, in real time, before its due time a request may
+	// take its turn: it then waits for that time on its own, outside the
+	// queue of the bucket's waiters, and the next one takes its turn
+	// meanwhile; default 5 ms. Without it, one waiter after the other has
+	// to wake up and ask, which on a busy host can take longer than a fast
+	// bucket's interval on a time-scaled org; the concurrency slot is held
+	// from the turn.
+	Lead time.Duration
+	// Margin is how much longer than the window, in real time, the budget
+	// counts one in when it caps the requests a window may hold at the
+	// share: a request delayed on its way to Okta by up to Margin more
+	// than another still never puts more than the share in one of Okta's
+	// windows; default 15 ms (0.025% of a minute at scale 1).
+	Margin time.Duration
 	// Logger receives 429s and store failures; default discards.
 	Logger *slog.Logger
 }
@@ -53,6 +87,12 @@ const (
 	defaultShare   = 0.5
 	defaultWindow  = time.Minute
 	defaultSlotTTL = 2 * time.Minute
+	defaultCatchUp = 20 * time.Millisecond
+	defaultMargin  = 15 * time.Millisecond
+	defaultLead    = 5 * time.Millisecond
+	// maxWindow bounds a window read from headers: a Reset - Date beyond
+	// it is taken as a broken header, not a window.
+	maxWindow = time.Hour
 	// slotPoll bounds a wait for a concurrency slot, since slots freed by
 	// other replicas raise no local signal.
 	slotPoll = 20 * time.Millisecond
@@ -81,6 +121,16 @@ type learned struct {
 	at    time.Time
 }
 
+// windowBounds is what the headers told of one org's bucket's window, on
+// the org's clock (learnWindow).
+type windowBounds struct {
+	lastReset int64         // the latest X-Rate-Limit-Reset seen (Unix s)
+	lower     time.Duration // the longest Reset - Date seen
+	upper     time.Duration // the shortest gap between two resets, plus 1 s; 0: none yet
+	stored    time.Duration // the window last written to the store; 0: none yet
+	at        time.Time     // when it was written
+}
+
 // Budget paces one connector's Okta calls. It is safe for concurrent use;
 // every replica builds its own on a shared Store.
 type Budget struct {
@@ -92,12 +142,16 @@ type Budget struct {
 	limits   map[string]int
 	maxSlots int
 	slotTTL  time.Duration
+	catchUp  time.Duration
+	margin   time.Duration
+	lead     time.Duration
 	log      *slog.Logger
 
 	mu       sync.Mutex
 	locks    map[string]chan struct{} // one waiter per org/bucket polls the store
 	released chan struct{}            // closed and replaced when a local permit is done
 	learned  map[string]learned
+	windows  map[string]*windowBounds
 	stats    map[string]*BucketStats
 }
 
@@ -121,14 +175,23 @@ func New(store Store, opts Options) (*Budget, error) {
 	if opts.SlotTTL == 0 {
 		opts.SlotTTL = defaultSlotTTL
 	}
+	if opts.CatchUp == 0 {
+		opts.CatchUp = defaultCatchUp
+	}
+	if opts.Margin == 0 {
+		opts.Margin = defaultMargin
+	}
+	if opts.Lead == 0 {
+		opts.Lead = defaultLead
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	switch {
 	case !(opts.Share > 0 && opts.Share <= 1):
 		return nil, fmt.Errorf("new rate budget: share %v not in (0, 1]: %w", opts.Share, ErrInvalidOptions)
-	case opts.Window < 0 || opts.TimeScale < 0 || math.IsNaN(opts.TimeScale) || opts.Concurrency < 0 || opts.SlotTTL < 0:
-		return nil, fmt.Errorf("new rate budget: negative window, time scale, concurrency or slot TTL: %w", ErrInvalidOptions)
+	case opts.Window < 0 || opts.TimeScale < 0 || math.IsNaN(opts.TimeScale) || opts.Concurrency < 0 || opts.SlotTTL < 0 || opts.CatchUp < 0 || opts.Margin < 0 || opts.Lead < 0:
+		return nil, fmt.Errorf("new rate budget: negative window, time scale, concurrency, slot TTL, catch-up, margin or lead: %w", ErrInvalidOptions)
 	}
 	limits := WorkforceLimits()
 	for b, l := range opts.DefaultLimits {
@@ -150,10 +213,14 @@ func New(store Store, opts Options) (*Budget, error) {
 		limits:   limits,
 		maxSlots: max(1, int(opts.Share*float64(opts.Concurrency))),
 		slotTTL:  opts.SlotTTL,
+		catchUp:  opts.CatchUp,
+		margin:   opts.Margin,
+		lead:     opts.Lead,
 		log:      opts.Logger,
 		locks:    map[string]chan struct{}{},
 		released: make(chan struct{}),
 		learned:  map[string]learned{},
+		windows:  map[string]*windowBounds{},
 		stats:    map[string]*BucketStats{},
 	}, nil
 }
@@ -186,14 +253,21 @@ func (b *Budget) Acquire(ctx context.Context, org, bucket string) (*Permit, erro
 	case <-ctx.Done():
 		return nil, fmt.Errorf("acquire rate budget of %s %s: %w", org, bucket, ctx.Err())
 	}
-	defer func() { <-lock }()
+	locked := true
+	unlock := func() {
+		if locked {
+			<-lock
+			locked = false
+		}
+	}
+	defer unlock()
 	id, err := newSlotID()
 	if err != nil {
 		return nil, fmt.Errorf("acquire rate budget of %s %s: %w", org, bucket, err)
 	}
 	req := TakeRequest{
-		Org: org, Bucket: bucket, DefaultLimit: def, Share: b.share, Period: b.period,
-		MaxSlots: b.maxSlots, SlotTTL: b.slotTTL, SlotID: id,
+		Org: org, Bucket: bucket, DefaultLimit: def, Share: b.share, Period: b.period, TimeScale: b.scale,
+		CatchUp: b.catchUp, Margin: b.margin, Lead: b.lead, MaxSlots: b.maxSlots, SlotTTL: b.slotTTL, SlotID: id,
 	}
 	for {
 		// Taken before Take so a release in between still wakes us.
@@ -206,8 +280,18 @@ func (b *Budget) Acquire(ctx context.Context, org, bucket string) (*Permit, erro
 			return nil, fmt.Errorf("acquire rate budget of %s %s: %w", org, bucket, err)
 		}
 		if res.OK {
+			p := &Permit{b: b, org: org, bucket: bucket, slotID: id}
+			if res.Delay > 0 {
+				// Admitted ahead of its time: the next waiter takes its
+				// turn while this one waits for it.
+				unlock()
+				if err := sleep(ctx, res.Delay); err != nil {
+					p.Done(nil, 0)
+					return nil, fmt.Errorf("acquire rate budget of %s %s: %w", org, bucket, err)
+				}
+			}
 			b.count(bucket, func(s *BucketStats) { s.Acquired++; s.Waited += time.Since(start) })
-			return &Permit{b: b, org: org, bucket: bucket, slotID: id}, nil
+			return p, nil
 		}
 		wait, wake := res.Wait, (<-chan struct{})(nil)
 		if res.Blocker == BlockedBySlots {
@@ -255,29 +339,115 @@ func (b *Budget) learn(ctx context.Context, org, bucket string, h http.Header, s
 	}
 	if hasLimit && limit > 0 {
 		b.setLimit(ctx, org, bucket, limit)
+		b.learnWindow(ctx, org, bucket, h)
 	}
 	remaining, hasRemaining := headerInt(h, "X-Rate-Limit-Remaining")
 	switch {
 	case status == http.StatusTooManyRequests:
-		d := b.untilReset(h)
+		d := b.untilReset(org, bucket, h)
 		b.count(bucket, func(s *BucketStats) { s.RateLimited++ })
 		b.log.Warn("okta rate limit hit, pausing bucket", "org", org, "bucket", bucket, "pause", d)
 		b.pause(ctx, org, bucket, d)
 	case hasRemaining && remaining <= 0:
 		// Others in the org drained the window: the next call would be a 429.
-		b.pause(ctx, org, bucket, b.untilReset(h))
+		b.pause(ctx, org, bucket, b.untilReset(org, bucket, h))
 	}
+}
+
+// learnWindow bounds the length of the bucket's window from a response's
+// X-Rate-Limit-Reset and Date (whole seconds of the org's clock) and, when
+// the bounds say the window is not Options.Window, paces the bucket by what
+// they say, through the store:
+//
+//   - a window lasts at least until its reset after any request in it, so
+//     it is at least Reset - Date (exactly that for a response in the
+//     window's first second; never more, Reset and Date being truncated
+//     alike): a window longer than Options.Window is learned as the longest
+//     Reset - Date seen, which slows the bucket down;
+//   - a window starts no earlier than the reset of the one before, so two
+//     distinct resets R1 < R2 bound it by R2 - R1, plus 1 s for the
+//     truncation: a window shorter than Options.Window by more than that
+//     second is learned as the shortest such bound, which is never shorter
+//     than the real window, so the share still holds.
+//
+// With Okta's documented minute both bounds agree with Options.Window and
+// nothing is written.
+func (b *Budget) learnWindow(ctx context.Context, org, bucket string, h http.Header) {
+	reset, okReset := headerInt(h, "X-Rate-Limit-Reset")
+	date, errDate := http.ParseTime(h.Get("Date"))
+	if !okReset || errDate != nil {
+		return
+	}
+	key := org + "\x00" + bucket
+	b.mu.Lock()
+	w := b.windows[key]
+	if w == nil {
+		w = &windowBounds{}
+		b.windows[key] = w
+	}
+	if rd := time.Duration(int64(reset)-date.Unix()) * time.Second; rd > w.lower && rd <= maxWindow {
+		w.lower = rd
+	}
+	if r := int64(reset); r > w.lastReset {
+		if w.lastReset > 0 {
+			if gap := time.Duration(r-w.lastReset+1) * time.Second; w.upper == 0 || gap < w.upper {
+				w.upper = gap
+			}
+		}
+		w.lastReset = r
+	}
+	window := max(b.window, w.lower)
+	// Bounds that contradict each other (a clock that jumped) keep the
+	// longer window.
+	if w.upper > 0 && w.upper < window && w.upper >= w.lower {
+		window = w.upper
+	}
+	// Written when it differs from what the store paces by, and now and
+	// then while it was written, so the store's copy does not expire.
+	var write bool
+	if w.stored != 0 {
+		write = window != w.stored || time.Since(w.at) >= learnRefresh
+	} else {
+		write = window != b.window
+	}
+	if write {
+		w.stored, w.at = window, time.Now()
+	}
+	b.mu.Unlock()
+	if !write {
+		return
+	}
+	if window != b.window {
+		b.log.Info("rate budget: learned a window", "org", org, "bucket", bucket, "window", window)
+	}
+	if err := b.store.SetWindow(ctx, org, bucket, window); err != nil {
+		b.mu.Lock()
+		w.stored = 0 // retry on the next response
+		b.mu.Unlock()
+		b.log.Warn("rate budget: record learned window", "org", org, "bucket", bucket, "error", err)
+	}
+}
+
+// windowOf is the window the bucket is paced by, on the org's clock.
+func (b *Budget) windowOf(org, bucket string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if w := b.windows[org+"\x00"+bucket]; w != nil && w.stored > 0 {
+		return w.stored
+	}
+	return b.window
 }
 
 // untilReset is the real time until the bucket's window resets. Reset and
 // Date are both whole seconds of the org's clock, so one second is added
 // (as Okta's SDK does) to be after the reset whatever the truncation.
-func (b *Budget) untilReset(h http.Header) time.Duration {
-	d := b.window
+func (b *Budget) untilReset(org, bucket string, h http.Header) time.Duration {
+	window := b.windowOf(org, bucket)
+	d := window
 	reset, okReset := headerInt(h, "X-Rate-Limit-Reset")
 	date, errDate := http.ParseTime(h.Get("Date"))
 	if okReset && errDate == nil {
-		d = min(max(time.Duration(int64(reset)-date.Unix()+1)*time.Second, time.Second), b.window+time.Second)
+		d = min(max(time.Duration(int64(reset)-date.Unix()+1)*time.Second, time.Second), window+time.Second)
 	}
 	return b.real(d)
 }
@@ -358,6 +528,18 @@ func (b *Budget) signalRelease() {
 	defer b.mu.Unlock()
 	close(b.released)
 	b.released = make(chan struct{})
+}
+
+// sleep waits for d or the end of ctx.
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
 }
 
 func headerInt(h http.Header, name string) (int, bool) {

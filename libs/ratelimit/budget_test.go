@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -42,6 +43,12 @@ func TestBudget(t *testing.T) {
 		{"DeadHoldersSlotExpires", testSlotTTL},
 		{"DoneTwiceReleasesOnce", testDoneTwice},
 		{"WholeBucketKeepsOneRequestOfHeadroom", testHeadroom},
+		{"LateAdmissionKeepsTheSchedule", testCatchUp},
+		{"CatchUpNeverFillsAWindowPastTheShare", testWindowCap},
+		{"LongerWindowIsLearnedFromResetMinusDate", testLearnLongerWindow},
+		{"ShorterWindowIsLearnedFromTwoResets", testLearnShorterWindow},
+		{"MinuteWindowIsNotRelearned", testLearnMinute},
+		{"TurnTakenAheadOfItsTime", testLead},
 	}
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
@@ -61,6 +68,33 @@ func newBudget(t *testing.T, s Store, o Options) *Budget {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// admissions wraps a Store and notes when each Take admitted a request:
+// as close to the store's own decision as a caller can see it.
+type admissions struct {
+	Store
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (a *admissions) Take(ctx context.Context, r TakeRequest) (TakeResult, error) {
+	res, err := a.Store.Take(ctx, r)
+	if err == nil && res.OK {
+		now := time.Now()
+		a.mu.Lock()
+		a.times = append(a.times, now)
+		a.mu.Unlock()
+	}
+	return res, err
+}
+
+func (a *admissions) sorted() []time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := slices.Clone(a.times)
+	slices.SortFunc(out, func(x, y time.Time) int { return x.Compare(y) })
+	return out
 }
 
 // run has workers on each budget acquire permits in bucket until d passes,
@@ -109,21 +143,23 @@ func maxInWindow(times []time.Time, w time.Duration) int {
 	return best
 }
 
-// checkPaced asserts the limit (never more than perWindow in any window of
-// the simulated clock) and the spread (no burst: k+1 grants never come
-// within less than k-1 intervals; the median gap is about one interval).
-func checkPaced(t *testing.T, times []time.Time, window time.Duration, perWindow int, d time.Duration) {
+// checkPaced asserts the limit (never more than perWindow admissions in any
+// window of the simulated clock, as the store admitted them) and the spread
+// of the grants (no burst: k+1 grants never come within less than k-2
+// intervals, a late grant's catch-up bringing the next ones up to an
+// interval closer; the median gap is about one interval).
+func checkPaced(t *testing.T, times, admitted []time.Time, window time.Duration, perWindow int, d time.Duration) {
 	t.Helper()
 	iv := window / time.Duration(perWindow)
-	if got := maxInWindow(times, window); got > perWindow {
-		t.Errorf("%d grants in one window, share allows %d", got, perWindow)
+	if got := maxInWindow(admitted, window); got > perWindow {
+		t.Errorf("%d admissions in one window, share allows %d", got, perWindow)
 	}
 	if ideal := int(d / iv); len(times) < ideal*4/10 {
 		t.Fatalf("only %d grants in %v, pace allows %d: budget stalls", len(times), d, ideal)
 	}
 	const k = 10
 	for i := 0; i+k < len(times); i++ {
-		if gap := times[i+k].Sub(times[i]); gap < (k-1)*iv {
+		if gap := times[i+k].Sub(times[i]); gap < (k-2)*iv {
 			t.Errorf("burst: %d grants within %v (interval %v)", k+1, gap, iv)
 			break
 		}
@@ -149,15 +185,17 @@ const pacedWindow = 200 * time.Millisecond
 
 func testShareOneReplica(t *testing.T, s Store) {
 	d := 1200 * time.Millisecond
-	times := run(t, []*Budget{newBudget(t, s, paced)}, 6, BucketUsers, d)
-	checkPaced(t, times, pacedWindow, 30, d)
+	adm := &admissions{Store: s}
+	times := run(t, []*Budget{newBudget(t, adm, paced)}, 6, BucketUsers, d)
+	checkPaced(t, times, adm.sorted(), pacedWindow, 30, d)
 }
 
 func testShareTwoReplicas(t *testing.T, s Store) {
 	d := 1200 * time.Millisecond
-	a, b := newBudget(t, s, paced), newBudget(t, s, paced)
+	adm := &admissions{Store: s}
+	a, b := newBudget(t, adm, paced), newBudget(t, adm, paced)
 	times := run(t, []*Budget{a, b}, 3, BucketUsers, d)
-	checkPaced(t, times, pacedWindow, 30, d)
+	checkPaced(t, times, adm.sorted(), pacedWindow, 30, d)
 	if a.Stats()[BucketUsers].Acquired == 0 || b.Stats()[BucketUsers].Acquired == 0 {
 		t.Errorf("a replica starved: %+v %+v", a.Stats(), b.Stats())
 	}
@@ -419,5 +457,255 @@ func testHeadroom(t *testing.T, s Store) {
 		if lo := time.Duration(float64(period) / (tc.pace + 0.5)); res.Wait > want || res.Wait < lo {
 			t.Errorf("%s share %v: wait %v, want about %v (%v per period)", tc.bucket, tc.share, res.Wait, want, tc.pace)
 		}
+	}
+}
+
+// takeUntilOK takes one admission of req, waiting as told, and returns when
+// it was admitted.
+func takeUntilOK(t *testing.T, s Store, req TakeRequest) time.Time {
+	t.Helper()
+	for {
+		res, err := s.Take(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.OK {
+			return time.Now()
+		}
+		time.Sleep(res.Wait)
+	}
+}
+
+// tries runs a timing scenario up to three times, each on an org of its
+// own, and fails with the last attempt's problems when none had none: a
+// host busy enough to oversleep by most of an interval must not fail what
+// the scenario shows when it does not.
+func tries(t *testing.T, scenario func(org string) []string) {
+	t.Helper()
+	var problems []string
+	for i := range 3 {
+		if problems = scenario(fmt.Sprintf("%s-%d", t.Name(), i)); len(problems) == 0 {
+			return
+		}
+		t.Logf("attempt %d: %v", i+1, problems)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// An admission less than the tolerance late keeps the schedule: the next
+// one is due an interval after the one missed. Later than that, the
+// schedule restarts from the late admission.
+func testCatchUp(t *testing.T, s Store) {
+	// 100 per 20 s: one every 200 ms; the tolerance is one interval.
+	const iv = 200 * time.Millisecond
+	tries(t, func(org string) (problems []string) {
+		req := TakeRequest{Org: org, Bucket: BucketApps, DefaultLimit: 101, Share: 1, Period: 20 * time.Second,
+			MaxSlots: 10, SlotTTL: time.Minute}
+		next := func(id string) TakeResult {
+			req.SlotID = id
+			res, err := s.Take(t.Context(), req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		req.SlotID = "a"
+		start := takeUntilOK(t, s, req)
+		// Due at start+iv; admitted half an interval late.
+		time.Sleep(time.Until(start.Add(iv + iv/2)))
+		if res := next("b"); !res.OK {
+			return []string{fmt.Sprintf("late take refused: %+v", res)}
+		}
+		// Kept: the next is due at start+2iv, about half an interval from now.
+		if res := next("c"); res.OK || res.Wait > iv*3/4 {
+			problems = append(problems, fmt.Sprintf("after a take half an interval late: %+v, want a wait of about half an interval (%v)", res, iv/2))
+		}
+		// Two intervals late: the schedule restarts from now.
+		req.SlotID = "d"
+		at := takeUntilOK(t, s, req)
+		time.Sleep(time.Until(at.Add(3 * iv)))
+		if res := next("e"); !res.OK {
+			return append(problems, fmt.Sprintf("late take refused: %+v", res))
+		}
+		if res := next("f"); res.OK || res.Wait < iv*3/4 {
+			problems = append(problems, fmt.Sprintf("after a take two intervals late: %+v, want a wait of about an interval (%v)", res, iv))
+		}
+		return problems
+	})
+}
+
+// With a tolerance longer than an interval, a late admission followed by
+// the schedule would put pace+1 admissions in one window: the log of the
+// last admissions holds the last one back until a window and the margin
+// after the late one.
+func testWindowCap(t *testing.T, s Store) {
+	// 3 per 600 ms (one every 200 ms), tolerance 300 ms, margin 50 ms.
+	const (
+		period = 600 * time.Millisecond
+		iv     = 200 * time.Millisecond
+		margin = 50 * time.Millisecond
+	)
+	tries(t, func(org string) (problems []string) {
+		req := TakeRequest{Org: org, Bucket: BucketGroups, DefaultLimit: 4, Share: 1, Period: period,
+			CatchUp: 300 * time.Millisecond, Margin: margin, MaxSlots: 10, SlotTTL: time.Minute}
+		var at []time.Time
+		for i := range 5 {
+			req.SlotID = strconv.Itoa(i)
+			if i == 1 {
+				// Due at +200 ms, admitted at +350 ms: late, within the tolerance.
+				time.Sleep(time.Until(at[0].Add(iv + 150*time.Millisecond)))
+			}
+			at = append(at, takeUntilOK(t, s, req))
+		}
+		// The schedule kept: the third was due at +400 ms, and comes half an
+		// interval after the late one, at +450 ms, not at +550 ms.
+		if d := at[2].Sub(at[0]); d > 2*iv+iv/2+50*time.Millisecond {
+			problems = append(problems, fmt.Sprintf("third admission at +%v, want about +%v: the late one did not keep the schedule", d, 2*iv+iv/2))
+		}
+		if d := at[2].Sub(at[1]); d < iv/2-5*time.Millisecond {
+			problems = append(problems, fmt.Sprintf("third admission %v after the late second, want at least half an interval (%v)", d, iv/2))
+		}
+		// The schedule would admit the fifth at +850 ms, in the window
+		// [+350, +950) that already holds three: it waits until +1000 ms.
+		if d := at[4].Sub(at[1]); d < period+margin-5*time.Millisecond {
+			problems = append(problems, fmt.Sprintf("fifth admission %v after the late second, want at least a window and the margin (%v)", d, period+margin))
+		}
+		if got := maxInWindow(at, period+margin-5*time.Millisecond); got > 3 {
+			problems = append(problems, fmt.Sprintf("%d admissions in one window, the pace is 3", got))
+		}
+		return problems
+	})
+}
+
+// rlHeaderAt is rlHeader at date + at, its window resetting at date + reset.
+func rlHeaderAt(limit int, at, reset int64) http.Header {
+	date := time.Date(2031, 5, 1, 12, 0, 0, 0, time.UTC)
+	h := http.Header{}
+	h.Set("Date", date.Add(time.Duration(at)*time.Second).Format(http.TimeFormat))
+	h.Set("X-Rate-Limit-Limit", strconv.Itoa(limit))
+	h.Set("X-Rate-Limit-Remaining", strconv.Itoa(limit-1))
+	h.Set("X-Rate-Limit-Reset", strconv.FormatInt(date.Unix()+reset, 10))
+	return h
+}
+
+// learnedInterval has budget b learn from each header in turn, then
+// returns the store's interval for the bucket: the wait between two
+// admissions straight after each other.
+func learnedInterval(t *testing.T, s Store, b *Budget, hs ...http.Header) time.Duration {
+	t.Helper()
+	for _, h := range hs {
+		p, err := b.Acquire(t.Context(), org, BucketApps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(h, http.StatusOK)
+	}
+	req := TakeRequest{Org: org, Bucket: BucketApps, DefaultLimit: 101, Share: 1, Period: b.period, TimeScale: b.scale,
+		MaxSlots: 100, SlotTTL: time.Minute, SlotID: "probe-1"}
+	// Past the schedule by more than any interval here, so the first
+	// probe restarts it (no catch-up) however late the host wakes us.
+	time.Sleep(500 * time.Millisecond)
+	takeUntilOK(t, s, req)
+	req.SlotID = "probe-2"
+	res, err := s.Take(t.Context(), req)
+	if err != nil || res.OK {
+		t.Fatalf("take straight after another: %+v, %v", res, err)
+	}
+	return res.Wait
+}
+
+// A minute window at scale 6 lasts 10 s: 100 per window is one every 100 ms.
+var windowed = Options{Share: 1, TimeScale: 6, DefaultLimits: map[string]int{BucketApps: 101}}
+
+// near says whether got is want, less a round trip to the store on a busy
+// host: the intervals compared differ by a factor of two or more.
+func near(got, want time.Duration) bool { return got > want*6/10 && got <= want*102/100 }
+
+func testLearnLongerWindow(t *testing.T, s Store) {
+	b := newBudget(t, s, windowed)
+	// The first response of a two-minute window: Reset - Date is 120 s.
+	if iv := learnedInterval(t, s, b, rlHeaderAt(101, 0, 120)); !near(iv, 200*time.Millisecond) {
+		t.Errorf("interval %v after a response 120 s before its reset, want 200 ms (a two-minute window)", iv)
+	}
+	// Another replica on the store paces by it too.
+	if iv := learnedInterval(t, s, newBudget(t, s, windowed)); !near(iv, 200*time.Millisecond) {
+		t.Errorf("another replica's interval %v, want the learned 200 ms", iv)
+	}
+}
+
+func testLearnShorterWindow(t *testing.T, s Store) {
+	b := newBudget(t, s, windowed)
+	// Windows resetting 30 s apart last at most 31 s: 100 per 31/6 s.
+	iv := learnedInterval(t, s, b, rlHeaderAt(101, 0, 30), rlHeaderAt(101, 30, 60))
+	if want := 31 * time.Second / 6 / 100; !near(iv, want) {
+		t.Errorf("interval %v after resets 30 s apart, want %v (a window of at most 31 s)", iv, want)
+	}
+}
+
+func testLearnMinute(t *testing.T, s Store) {
+	b := newBudget(t, s, windowed)
+	// Okta's minute: a response mid-window and resets 60 s apart.
+	iv := learnedInterval(t, s, b, rlHeaderAt(101, 0, 60), rlHeaderAt(101, 25, 60), rlHeaderAt(101, 60, 120))
+	if !near(iv, 100*time.Millisecond) {
+		t.Errorf("interval %v under a minute window, want 100 ms", iv)
+	}
+}
+
+// failingWindows is a store whose first SetWindow fails.
+type failingWindows struct {
+	Store
+	calls atomic.Int32
+}
+
+func (f *failingWindows) SetWindow(ctx context.Context, org, bucket string, w time.Duration) error {
+	if f.calls.Add(1) == 1 {
+		return errors.New("store unavailable")
+	}
+	return f.Store.SetWindow(ctx, org, bucket, w)
+}
+
+// A window the store failed to record is recorded on the next response.
+func TestLearnedWindowRetriedAfterStoreFailure(t *testing.T) {
+	s := &failingWindows{Store: NewMemoryStore()}
+	b := newBudget(t, s, windowed)
+	if iv := learnedInterval(t, s, b, rlHeaderAt(101, 0, 120)); !near(iv, 100*time.Millisecond) {
+		t.Errorf("interval %v after a failed write, want the default 100 ms", iv)
+	}
+	if iv := learnedInterval(t, s, b, rlHeaderAt(101, 1, 121)); !near(iv, 200*time.Millisecond) {
+		t.Errorf("interval %v after the next response, want the learned 200 ms", iv)
+	}
+	if n := s.calls.Load(); n != 2 {
+		t.Errorf("%d SetWindow calls, want the failed one and its retry", n)
+	}
+}
+
+// A request may take its turn up to Lead before its time: it is admitted
+// for that time, and the one after it waits for its own.
+func testLead(t *testing.T, s Store) {
+	ctx := t.Context()
+	// 100 per 10 s: one every 100 ms; turns up to 150 ms ahead.
+	const iv = 100 * time.Millisecond
+	req := TakeRequest{Org: org, Bucket: BucketUsers, DefaultLimit: 101, Share: 1, Period: 10 * time.Second,
+		Lead: 150 * time.Millisecond, MaxSlots: 10, SlotTTL: time.Minute}
+	take := func(id string) TakeResult {
+		t.Helper()
+		req.SlotID = id
+		res, err := s.Take(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := take("a"); !res.OK || res.Delay != 0 {
+		t.Fatalf("first take: %+v, want admitted now", res)
+	}
+	if res := take("b"); !res.OK || res.Delay < iv*8/10 || res.Delay > iv {
+		t.Errorf("second take: %+v, want admitted for an interval from now", res)
+	}
+	// Due two intervals from now, 50 ms beyond the lead.
+	if res := take("c"); res.OK || res.Blocker != BlockedByRate || res.Wait > 50*time.Millisecond || res.Wait < 30*time.Millisecond {
+		t.Errorf("third take: %+v, want a wait of about 50 ms", res)
 	}
 }

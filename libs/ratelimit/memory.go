@@ -8,31 +8,67 @@ import (
 
 // MemoryStore is a Store for one process: the all-in-one mode without Redis.
 type MemoryStore struct {
-	mu     sync.Mutex
-	tat    map[string]time.Time            // org/bucket -> next due admission
-	limits map[string]int                  // org/bucket -> learned ceiling
-	slots  map[string]map[string]time.Time // org -> slot id -> expiry
+	mu      sync.Mutex
+	buckets map[string]*memBucket           // org/bucket
+	slots   map[string]map[string]time.Time // org -> slot id -> expiry
+}
+
+// memBucket is the pace of one org's bucket.
+type memBucket struct {
+	tat    time.Time     // next due admission
+	limit  int           // learned ceiling; 0 when none
+	window time.Duration // learned window (org clock); 0 when none
+	// log holds the times of the last admissions, oldest first, from
+	// head on: at most the pace's cap of them.
+	log  []time.Time
+	head int
 }
 
 // NewMemoryStore returns an empty in-memory Store.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{
-		tat:    map[string]time.Time{},
-		limits: map[string]int{},
-		slots:  map[string]map[string]time.Time{},
-	}
+	return &MemoryStore{buckets: map[string]*memBucket{}, slots: map[string]map[string]time.Time{}}
 }
 
 func memKey(org, bucket string) string { return org + "\x00" + bucket }
+
+func (m *MemoryStore) bucket(org, bucket string) *memBucket {
+	key := memKey(org, bucket)
+	b := m.buckets[key]
+	if b == nil {
+		b = &memBucket{}
+		m.buckets[key] = b
+	}
+	return b
+}
 
 // Take implements Store.
 func (m *MemoryStore) Take(_ context.Context, r TakeRequest) (TakeResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
-	key := memKey(r.Org, r.Bucket)
-	if tat := m.tat[key]; tat.After(now) {
-		return TakeResult{Wait: tat.Sub(now), Blocker: BlockedByRate}, nil
+	b := m.bucket(r.Org, r.Bucket)
+	if b.tat.Sub(now) > r.Lead {
+		return TakeResult{Wait: b.tat.Sub(now) - r.Lead, Blocker: BlockedByRate}, nil
+	}
+	limit, period := r.DefaultLimit, r.Period
+	if b.limit > 0 {
+		limit = b.limit
+	}
+	if b.window > 0 {
+		period = realPeriod(b.window, r.TimeScale)
+	}
+	pace := paceOf(r.Share, limit)
+	iv := time.Duration(float64(period) / pace)
+	limitN := capOf(pace)
+	due := later(now, b.tat)
+	recent := b.log[b.head:]
+	if len(recent) >= limitN {
+		// The window that would hold this admission, counted Margin
+		// longer, must not already hold limitN of them.
+		due = later(due, recent[len(recent)-limitN].Add(period+r.Margin))
+		if d := due.Sub(now); d > r.Lead {
+			return TakeResult{Wait: d - r.Lead, Blocker: BlockedByRate}, nil
+		}
 	}
 	slots := m.slots[r.Org]
 	if slots == nil {
@@ -53,12 +89,33 @@ func (m *MemoryStore) Take(_ context.Context, r TakeRequest) (TakeResult, error)
 		return TakeResult{Wait: oldest.Sub(now), Blocker: BlockedBySlots}, nil
 	}
 	slots[r.SlotID] = now.Add(r.SlotTTL)
-	limit := r.DefaultLimit
-	if l, ok := m.limits[key]; ok {
-		limit = l
+	b.record(due, limitN)
+	if !b.tat.IsZero() && due.Sub(b.tat) < max(iv, r.CatchUp) {
+		// Kept: at most twice the pace until caught up.
+		b.tat = later(b.tat.Add(iv), due.Add(iv/2))
+	} else {
+		b.tat = due.Add(iv)
 	}
-	m.tat[key] = now.Add(interval(r.Period, r.Share, limit))
-	return TakeResult{OK: true}, nil
+	return TakeResult{OK: true, Delay: due.Sub(now)}, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// record logs an admission, keeping the last n.
+func (b *memBucket) record(now time.Time, n int) {
+	b.log = append(b.log, now)
+	if drop := len(b.log) - b.head - n; drop > 0 {
+		b.head += drop
+	}
+	if b.head > 0 && b.head >= len(b.log)/2 {
+		b.log = append(b.log[:0], b.log[b.head:]...)
+		b.head = 0
+	}
 }
 
 // Release implements Store.
@@ -73,7 +130,15 @@ func (m *MemoryStore) Release(_ context.Context, org, slotID string) error {
 func (m *MemoryStore) SetLimit(_ context.Context, org, bucket string, limit int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.limits[memKey(org, bucket)] = limit
+	m.bucket(org, bucket).limit = limit
+	return nil
+}
+
+// SetWindow implements Store.
+func (m *MemoryStore) SetWindow(_ context.Context, org, bucket string, window time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.bucket(org, bucket).window = window
 	return nil
 }
 
@@ -81,9 +146,9 @@ func (m *MemoryStore) SetLimit(_ context.Context, org, bucket string, limit int)
 func (m *MemoryStore) Pause(_ context.Context, org, bucket string, d time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	key := memKey(org, bucket)
-	if until := time.Now().Add(d); until.After(m.tat[key]) {
-		m.tat[key] = until
+	b := m.bucket(org, bucket)
+	if until := time.Now().Add(d); until.After(b.tat) {
+		b.tat = until
 	}
 	return nil
 }

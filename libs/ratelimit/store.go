@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -11,7 +12,30 @@ import (
 // hold; MemoryStore is right for one process only.
 //
 // Implementations decide admissions atomically on their own clock, so that
-// replicas with skewed clocks still pace one shared schedule.
+// replicas with skewed clocks still pace one shared schedule, and by the
+// same rule:
+//
+//   - a request is admitted for the time it is due, up to TakeRequest.Lead
+//     before that time (TakeResult.Delay): the caller waits for it on its
+//     own, and the next request takes its turn meanwhile instead of after;
+//     every rule below applies to the time admitted for;
+//   - a bucket is paced at one admission per interval (GCRA), so requests
+//     are spread, never bunched at the start of a window;
+//   - an admission that comes late, by less than the catch-up tolerance
+//     (TakeRequest.CatchUp, at least one interval), keeps the schedule: the
+//     next one is due an interval after the one missed, not after the late
+//     one, though never less than half an interval after this one, so that
+//     time lost to a timer firing late on a busy host is made up, at twice
+//     the pace at most, instead of lost. Later than that, the schedule
+//     restarts from now;
+//   - and whatever the schedule says, no window's length of time, counted
+//     TakeRequest.Margin longer than it is, ever holds more admissions than
+//     the pace: each store keeps the times of the bucket's last admissions
+//     (as many as the pace) and admits a request only a window and the
+//     margin after the oldest of them. So the requests that make up for a
+//     late one never put more than the share in one of Okta's windows,
+//     even when some are delayed on their way by up to the margin: Okta's
+//     window opens at whichever request arrives first.
 type Store interface {
 	// Take admits one request in r's bucket when both the bucket's pace and
 	// the org's concurrency slots allow it, taking a slot named r.SlotID.
@@ -22,6 +46,10 @@ type Store interface {
 	// SetLimit records the real per-window ceiling of an org's bucket, which
 	// then paces every budget using the store in place of the default.
 	SetLimit(ctx context.Context, org, bucket string, limit int) error
+	// SetWindow records the length of an org's bucket's window on the
+	// org's clock, learned from Okta's headers, which then paces every
+	// budget using the store in place of the default (TakeRequest.Window).
+	SetWindow(ctx context.Context, org, bucket string, window time.Duration) error
 	// Pause admits nothing in an org's bucket for d from now.
 	Pause(ctx context.Context, org, bucket string, d time.Duration) error
 }
@@ -34,8 +62,22 @@ type TakeRequest struct {
 	DefaultLimit int
 	// Share is the part of the ceiling this connector may use, in (0, 1].
 	Share float64
-	// Period is the real-time length of a window (the window over the time scale).
+	// Period is the real-time length of a window (the window over the time
+	// scale) while no window was learned (SetWindow).
 	Period time.Duration
+	// TimeScale converts a learned window (org clock) to real time: how many
+	// times faster than the wall clock the org's clock runs; 0 means 1.
+	TimeScale float64
+	// CatchUp is how late, in real time, an admission may come and still
+	// keep the bucket's schedule; the store uses at least one interval.
+	CatchUp time.Duration
+	// Margin is how much longer than the window the store counts one in,
+	// in real time, when it caps the admissions a window holds.
+	Margin time.Duration
+	// Lead is how long before its due time a request may be admitted: the
+	// store then admits it for that time (TakeResult.Delay), so that the
+	// caller waits for it on its own while the next request takes its turn.
+	Lead time.Duration
 	// MaxSlots is how many requests of the org may be in flight at once.
 	MaxSlots int
 	// SlotTTL frees a slot whose holder never released it (a dead replica).
@@ -63,6 +105,9 @@ type TakeResult struct {
 	Wait time.Duration
 	// Blocker is what kept the request back when not OK.
 	Blocker Blocker
+	// Delay is, when OK, how long after the answer the request is due: it
+	// must not be sent before (at most TakeRequest.Lead).
+	Delay time.Duration
 }
 
 // interval is the spacing of admissions that keeps share×limit per period:
@@ -84,4 +129,19 @@ func paceOf(share float64, limit int) float64 {
 		pace = float64(limit - 1)
 	}
 	return pace
+}
+
+// capOf is the most admissions a window may hold at a pace: the pace,
+// rounded down, at least one.
+func capOf(pace float64) int {
+	return max(1, int(math.Floor(pace+1e-9)))
+}
+
+// realPeriod is the real-time length of a window of the org's clock at a
+// time scale (0 means 1).
+func realPeriod(window time.Duration, scale float64) time.Duration {
+	if scale <= 0 {
+		scale = 1
+	}
+	return time.Duration(float64(window) / scale)
 }

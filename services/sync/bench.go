@@ -1,16 +1,12 @@
 package syncsvc
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
-	"os"
-	"strconv"
+	"runtime"
 	"sync"
 	"time"
 
@@ -45,6 +41,17 @@ type BenchConfig struct {
 	JetStream jetstream.JetStream
 	// Storage of the streams and the state bucket; file unless set.
 	Storage jetstream.StorageType
+	// SimCommand, when set, serves the simulated org in a child process
+	// running this command (its first element is the executable), which
+	// must call ServeBenchSim: `accessbus bench sync` re-executes itself.
+	// Unset, the org is served in this process, and the simulator's heap
+	// and work count in this process's figures.
+	SimCommand []string
+	// NATSProcess is the JetStream server's process when the caller runs
+	// it apart (StartBenchNATSProcess), for its CPU time and memory; nil
+	// when the server runs in this process (or was not started by the
+	// caller).
+	NATSProcess *BenchNATS
 	// Log receives the syncs' logs; nil discards them.
 	Log *slog.Logger
 }
@@ -83,8 +90,35 @@ type BenchSync struct {
 	// the client's budget saw (they should agree).
 	HTTP429       int64 `json:"http_429"`
 	ClientHTTP429 int64 `json:"client_http_429"`
-	// PeakRSSBytes is the process's peak resident set (VmHWM) after the run.
+	// PeakRSSBytes is the peak resident set (VmHWM) of the process that
+	// ran the sync, after the run: the sync, and whatever else runs in that
+	// process: the JetStream server when NATSInProcess, the simulator when
+	// SimInProcess.
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// CPUSeconds is the CPU time (user and system) that process spent
+	// during the sync.
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// SimInProcess says the simulator ran in the same process; otherwise
+	// SimCPUSeconds and SimPeakRSSBytes are its own process's CPU time
+	// during the sync and peak resident set.
+	SimInProcess    bool    `json:"sim_in_process"`
+	SimCPUSeconds   float64 `json:"sim_cpu_seconds"`
+	SimPeakRSSBytes int64   `json:"sim_peak_rss_bytes"`
+	// NATSInProcess says the JetStream server ran in that process (or
+	// somewhere the bench does not measure); otherwise NATSCPUSeconds and
+	// NATSPeakRSSBytes are its own process's CPU time during the sync and
+	// peak resident set.
+	NATSInProcess    bool    `json:"nats_in_process"`
+	NATSCPUSeconds   float64 `json:"nats_cpu_seconds"`
+	NATSPeakRSSBytes int64   `json:"nats_peak_rss_bytes"`
+	// GOGC and MemoryLimitBytes are that process's garbage collector
+	// settings (GOGC -1: off; a memory limit of math.MaxInt64: none).
+	GOGC             int   `json:"gogc"`
+	MemoryLimitBytes int64 `json:"memory_limit_bytes"`
+	// GCCycles and AllocBytes are the garbage collections and the bytes
+	// allocated in that process during the sync.
+	GCCycles   uint32 `json:"gc_cycles"`
+	AllocBytes uint64 `json:"alloc_bytes"`
 	// EventsPublished counts the access events published by the run.
 	EventsPublished int64 `json:"events_published"`
 	// UnchangedGroups counts groups whose members were not re-listed.
@@ -97,6 +131,12 @@ type BenchSync struct {
 	// LastCallByBucket is, per bucket, the real time from the start of the
 	// run to its last response: which bucket held the read up.
 	LastCallByBucket map[string]float64 `json:"last_call_by_bucket_seconds"`
+	// WaitedByBucket is, per bucket, the time the sync's calls spent
+	// waiting for the rate budget, added up over the calls (the rate
+	// budget's BucketStats.Waited): a bucket whose last call comes late
+	// though its calls hardly waited was short of calls to make, not of
+	// budget.
+	WaitedByBucket map[string]float64 `json:"budget_waited_by_bucket_seconds"`
 }
 
 // ErrBenchConfig reports a BenchConfig that cannot run.
@@ -106,8 +146,9 @@ var ErrBenchConfig = errors.New("sync bench: invalid config")
 const benchConnector = "bench"
 
 // Bench serves a generated org on the Okta simulator with Workforce limits
-// on a time-scaled clock, runs a full sync of it with the super admin
-// token, then a second full sync of the unchanged org, and measures both.
+// on a time-scaled clock (in a child process with SimCommand), runs a full
+// sync of it with the super admin token, then a second full sync of the
+// unchanged org, and measures both.
 func Bench(ctx context.Context, cfg BenchConfig) ([]BenchSync, error) {
 	if cfg.JetStream == nil {
 		return nil, fmt.Errorf("%w: no JetStream", ErrBenchConfig)
@@ -128,7 +169,14 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchSync, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	limits := oktasim.Workforce
-	sim, err := oktasim.Start(ctx, oktasim.Config{Profile: cfg.Profile, Seed: cfg.Seed, RateLimits: limits, TimeScale: cfg.TimeScale})
+	simCfg := benchSimConfig{Profile: cfg.Profile, Seed: cfg.Seed, TimeScale: cfg.TimeScale}
+	var org *benchOrg
+	var err error
+	if len(cfg.SimCommand) > 0 {
+		org, err = startBenchOrgProcess(ctx, simCfg, cfg.SimCommand)
+	} else {
+		org, err = startBenchOrgHere(ctx, simCfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sync bench: start the simulator: %w", err)
 	}
@@ -138,7 +186,7 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchSync, error) {
 		tr.CloseIdleConnections()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		_ = sim.Close(cctx)
+		_ = org.close(cctx)
 	}()
 	if _, err := bus.DeclareStreams(ctx, cfg.JetStream, bus.Streams(bus.StreamOptions{Storage: cfg.Storage})...); err != nil {
 		return nil, fmt.Errorf("sync bench: declare streams: %w", err)
@@ -158,34 +206,63 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchSync, error) {
 		return nil, fmt.Errorf("sync bench: %w", err)
 	}
 	client, err := okta.New(ctx, okta.Config{
-		OrgURL: sim.URL, Token: telemetry.NewSecret(sim.Tokens.SuperAdmin), Budget: budget,
+		OrgURL: org.url, Token: telemetry.NewSecret(org.token), Budget: budget,
 		HTTPClient: &http.Client{Transport: spans},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sync bench: %w", err)
 	}
-	minCalls := sim.Org.MinAPICalls()
+	minCalls := org.minCalls
 	window := time.Minute.Seconds() / cfg.TimeScale
 	var out []BenchSync
 	for i := 1; i <= 2; i++ {
 		pub := &firstEvent{bus: b}
-		before := sim.Server.Counts()
+		before, err := org.counts(ctx)
+		if err != nil {
+			return out, fmt.Errorf("sync bench: %w", err)
+		}
+		simCPU0, _, _ := org.usage()
+		natsCPU0, _, _ := cfg.NATSProcess.usage()
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		stats0 := budget.Stats()
+		cpu0 := processCPUSelf()
 		start := time.Now()
 		pub.start = start
 		spans.reset(start)
 		rep, err := fullsync.Run(ctx, fullsync.Deps{Okta: client, Bus: pub, State: store, Budget: budget, Log: cfg.Log},
 			fullsync.Connector{ID: benchConnector, Options: fullsync.DefaultOptions(), RunID: fmt.Sprintf("bench-%d", i)})
 		wall := time.Since(start)
+		cpu := processCPUSelf() - cpu0
+		runtime.ReadMemStats(&ms1)
 		if err != nil {
 			return out, fmt.Errorf("sync bench: sync %d: %w", i, err)
 		}
-		after := sim.Server.Counts()
+		after, err := org.counts(ctx)
+		if err != nil {
+			return out, fmt.Errorf("sync bench: %w", err)
+		}
 		s := BenchSync{
 			Profile: cfg.Profile, Sync: i, Seed: cfg.Seed, TimeScale: cfg.TimeScale, Share: cfg.Share,
 			WallSeconds: wall.Seconds(), FirstEventSeconds: pub.first().Seconds(),
 			MinAPICalls: minCalls.Total, MinCallsByBucket: minCalls.ByBucket,
 			ClientHTTP429: rep.HTTP429, EventsPublished: pub.events(), UnchangedGroups: rep.Unchanged,
 			CallsByBucket: map[string]int64{}, BoundByBucket: map[string]float64{}, LastCallByBucket: spans.get(),
+			CPUSeconds: cpu.Seconds(), SimInProcess: len(cfg.SimCommand) == 0, NATSInProcess: cfg.NATSProcess == nil,
+			GCCycles: ms1.NumGC - ms0.NumGC, AllocBytes: ms1.TotalAlloc - ms0.TotalAlloc,
+		}
+		s.GOGC, s.MemoryLimitBytes = gcSettings()
+		s.WaitedByBucket = map[string]float64{}
+		for bucket, st := range budget.Stats() {
+			if d := st.Waited - stats0[bucket].Waited; d > 0 {
+				s.WaitedByBucket[bucket] = d.Seconds()
+			}
+		}
+		if simCPU, simRSS, ok := org.usage(); ok {
+			s.SimCPUSeconds, s.SimPeakRSSBytes = (simCPU - simCPU0).Seconds(), simRSS
+		}
+		if natsCPU, natsRSS, ok := cfg.NATSProcess.usage(); ok {
+			s.NATSCPUSeconds, s.NATSPeakRSSBytes = (natsCPU - natsCPU0).Seconds(), natsRSS
 		}
 		for bucket, n := range after.Requests {
 			n -= before.Requests[bucket]
@@ -264,32 +341,6 @@ func (f *firstEvent) events() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.count
-}
-
-// PeakRSS returns the process's peak resident set size in bytes (VmHWM of
-// /proc/self/status), or 0 where that is not available.
-func PeakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		rest, ok := bytes.CutPrefix(sc.Bytes(), []byte("VmHWM:"))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(rest)
-		if len(f) == 0 {
-			return 0
-		}
-		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-		if err != nil || kb > math.MaxInt64/1024 {
-			return 0
-		}
-		return kb * 1024
-	}
-	return 0
 }
 
 // lastCalls notes, per bucket, when the last response of a run came.

@@ -52,6 +52,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,10 +251,10 @@ func (c *Committer) commit(ctx context.Context, key string, prev state.Entry, ne
 	if err != nil {
 		return prev, err
 	}
-	if len(events) == 0 && !del && prev.Exists() && string(prev.Value) == string(next) {
+	if events.len() == 0 && !del && prev.Exists() && string(prev.Value) == string(next) {
 		return prev, nil
 	}
-	if len(events) > 0 {
+	if events.len() > 0 {
 		if err := c.store.PutPending(ctx, key, state.Pending{Prev: prev.Revision, Delete: del, Value: next}); err != nil {
 			return prev, err
 		}
@@ -289,7 +290,7 @@ func (c *Committer) Recover(ctx context.Context, snap *state.Snapshot) error {
 		var ent state.Entry
 		if p.Journal == "" {
 			ent, err = c.finish(ctx, key, prev, next, events)
-		} else if err = c.publish(ctx, key, events); err == nil {
+		} else if err = c.publish(ctx, key, []diffResult{events}); err == nil {
 			ent, err = c.write(ctx, key, prev, next)
 		}
 		if err != nil {
@@ -308,15 +309,15 @@ func (c *Committer) Recover(ctx context.Context, snap *state.Snapshot) error {
 	return nil
 }
 
-func (c *Committer) finish(ctx context.Context, key string, prev state.Entry, next []byte, events []event) (state.Entry, error) {
-	if err := c.publish(ctx, key, events); err != nil {
+func (c *Committer) finish(ctx context.Context, key string, prev state.Entry, next []byte, events diffResult) (state.Entry, error) {
+	if err := c.publish(ctx, key, []diffResult{events}); err != nil {
 		return prev, err
 	}
 	ent, err := c.write(ctx, key, prev, next)
 	if err != nil {
 		return prev, err
 	}
-	if len(events) > 0 {
+	if events.len() > 0 {
 		if err := c.store.DeletePending(ctx, key); err != nil {
 			return ent, fmt.Errorf("commit %s: %w", key, err)
 		}
@@ -360,14 +361,15 @@ const MaxBatchJournal = 256 << 10
 // guarantees and one write of the journal for them all instead of one per
 // container: one journal entry holds the new value of every container that
 // has events (state.Store.PutJournal), then their events are published and
-// acked, then each container is written, then the entry is cleared. A
+// acked, then the containers are written (together: state.Store.PutMany),
+// then the entry is cleared. A
 // process killed anywhere in between leaves the entry, and the next run's
 // Recover finishes every container in it that was not written. Keep the
 // journaled values under MaxBatchJournal.
 func (c *Committer) CommitBatch(ctx context.Context, items []Item) error {
 	var (
 		todo    []*Item
-		all     []event
+		all     []diffResult
 		entries = map[string]state.Pending{}
 	)
 	for i := range items {
@@ -380,12 +382,12 @@ func (c *Committer) CommitBatch(ctx context.Context, items []Item) error {
 		if err != nil {
 			return err
 		}
-		if len(events) == 0 && !del && it.Prev.Exists() && string(it.Prev.Value) == string(it.Next) {
+		if events.len() == 0 && !del && it.Prev.Exists() && string(it.Prev.Value) == string(it.Next) {
 			continue
 		}
-		if len(events) > 0 {
+		if events.len() > 0 {
 			entries[it.Key] = state.Pending{Prev: it.Prev.Revision, Delete: del, Value: it.Next}
-			all = append(all, events...)
+			all = append(all, events)
 		}
 		todo = append(todo, it)
 	}
@@ -412,10 +414,19 @@ func (c *Committer) CommitBatch(ctx context.Context, items []Item) error {
 	if err := c.publish(ctx, label, all); err != nil {
 		return err
 	}
+	// The new values are written together, the deletions one by one.
+	puts := make([]state.KeyValue, 0, len(todo))
 	for _, it := range todo {
-		if _, err := c.write(ctx, it.Key, it.Prev, it.Next); err != nil {
-			return err
+		if it.Next == nil {
+			if _, err := c.write(ctx, it.Key, it.Prev, it.Next); err != nil {
+				return err
+			}
+			continue
 		}
+		puts = append(puts, state.KeyValue{Key: it.Key, Value: it.Next})
+	}
+	if err := c.store.PutMany(ctx, puts); err != nil {
+		return fmt.Errorf("commit %s: %w", label, err)
 	}
 	switch {
 	case journal != "":
@@ -430,23 +441,28 @@ func (c *Committer) CommitBatch(ctx context.Context, items []Item) error {
 	return nil
 }
 
-// publish stores every event and returns once each is acked.
-func (c *Committer) publish(ctx context.Context, key string, events []event) error {
+// publish stores the events of every diff, in order, and returns once each
+// is acked. Events are built as they are sent, so that a container of a
+// hundred thousand grants never holds them all at once.
+func (c *Committer) publish(ctx context.Context, key string, diffs []diffResult) error {
 	ap, async := c.pub.(AsyncPublisher)
 	if !async {
-		for i := range events {
-			ev := &events[i]
-			ack, err := c.pub.Publish(ctx, ev.subject, ev.msgID, ev.payload)
-			if err != nil {
-				return fmt.Errorf("commit %s: %w", key, err)
+		for _, d := range diffs {
+			for i := range d.len() {
+				ev := d.at(i)
+				ack, err := c.pub.Publish(ctx, ev.subject, ev.msgID, ev.payload)
+				if err != nil {
+					return fmt.Errorf("commit %s: %w", key, err)
+				}
+				c.acked(&ev, ack)
 			}
-			c.acked(ev, ack)
 		}
 		return nil
 	}
-	// pending[head:] are sent and not yet acked, each holding a window token.
+	// pending[head:] are sent and not yet acked, each holding a window
+	// token; the acked ones before head are dropped now and then.
 	type sent struct {
-		ev  *event
+		ev  event
 		fut jetstream.PubAckFuture
 	}
 	var pending []sent
@@ -463,12 +479,18 @@ func (c *Committer) publish(ctx context.Context, key string, events []event) err
 	// waits for a token, so that committers holding every token still make
 	// progress.
 	settle := func(wake chan struct{}) (bool, error) {
-		p := pending[head]
+		p := &pending[head]
 		select {
 		case ack := <-p.fut.Ok():
+			c.acked(&p.ev, ack)
+			*p = sent{}
 			head++
 			<-c.window
-			c.acked(p.ev, ack)
+			if head >= 256 && head*2 >= len(pending) {
+				n := copy(pending, pending[head:])
+				clear(pending[n:])
+				pending, head = pending[:n], 0
+			}
 			return false, nil
 		case err := <-p.fut.Err():
 			return false, fmt.Errorf("commit %s: publish to %s (id %s): %w", key, p.ev.subject, p.ev.msgID, err)
@@ -478,29 +500,31 @@ func (c *Committer) publish(ctx context.Context, key string, events []event) err
 			return false, fmt.Errorf("commit %s: wait for acks: %w", key, ctx.Err())
 		}
 	}
-	for i := range events {
-		ev := &events[i]
-		for got := false; !got; {
-			if head == len(pending) {
-				select {
-				case c.window <- struct{}{}:
-					got = true
-				case <-ctx.Done():
-					return fmt.Errorf("commit %s: wait for the publish window: %w", key, ctx.Err())
+	for _, d := range diffs {
+		for i := range d.len() {
+			for got := false; !got; {
+				if head == len(pending) {
+					select {
+					case c.window <- struct{}{}:
+						got = true
+					case <-ctx.Done():
+						return fmt.Errorf("commit %s: wait for the publish window: %w", key, ctx.Err())
+					}
+					continue
 				}
-				continue
+				var err error
+				if got, err = settle(c.window); err != nil {
+					return err
+				}
 			}
-			var err error
-			if got, err = settle(c.window); err != nil {
-				return err
+			ev := d.at(i)
+			fut, err := ap.PublishAsync(ctx, ev.subject, ev.msgID, ev.payload)
+			if err != nil {
+				<-c.window
+				return fmt.Errorf("commit %s: %w", key, err)
 			}
+			pending = append(pending, sent{ev, fut})
 		}
-		fut, err := ap.PublishAsync(ctx, ev.subject, ev.msgID, ev.payload)
-		if err != nil {
-			<-c.window
-			return fmt.Errorf("commit %s: %w", key, err)
-		}
-		pending = append(pending, sent{ev, fut})
 	}
 	for head < len(pending) {
 		if _, err := settle(nil); err != nil {
@@ -531,12 +555,74 @@ func (c *Committer) changeContext(rev uint64) *eventsv1.ChangeContext {
 	}
 }
 
+// diffResult is what takes one container from its stored value to its
+// new one: a resource's event (events, at most one), or a grant
+// container's removals then additions (grants), built one at a time by at.
+type diffResult struct {
+	events []event
+	grants *grantDiff
+}
+
+func (d diffResult) len() int {
+	if d.grants != nil {
+		return len(d.grants.removed) + len(d.grants.added)
+	}
+	return len(d.events)
+}
+
+func (d diffResult) at(i int) event {
+	if d.grants != nil {
+		return d.grants.at(i)
+	}
+	return d.events[i]
+}
+
+// grantDiff is the difference between two grant sets: the keys of the
+// grants removed and of those added or changed, each sorted, from which
+// at builds the events.
+type grantDiff struct {
+	c                      *Committer
+	old, new               *GrantSet
+	removed, added         []string
+	revs                   string
+	cc                     *eventsv1.ChangeContext
+	addedSubj, removedSubj string
+}
+
+// at is the i-th event: the removals first, then the additions.
+func (d *grantDiff) at(i int) event {
+	c := d.c
+	if i < len(d.removed) {
+		k := d.removed[i]
+		g := d.old.Grants[k]
+		return event{
+			subject: d.removedSubj,
+			msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbRemoved, d.revs),
+			payload: &eventsv1.GrantRemoved{Context: d.cc, Grant: g},
+			gk:      grantKind(g), apply: func(x *Counts) { x.Removed++ },
+		}
+	}
+	k := d.added[i-len(d.removed)]
+	g := d.new.Grants[k]
+	_, existed := d.old.Grants[k]
+	apply := func(x *Counts) { x.Added++ }
+	if existed {
+		apply = func(x *Counts) { x.Updated++ }
+	}
+	return event{
+		subject: d.addedSubj,
+		msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbAdded, d.revs),
+		payload: &eventsv1.GrantAdded{Context: d.cc, Grant: g, AttributesChanged: existed},
+		gk:      grantKind(g), apply: apply,
+	}
+}
+
 // diff computes the events that take container key from prev to next (nil:
 // deleted). Their order: grant removals, grant additions, resource event.
-func (c *Committer) diff(key string, prev state.Entry, next []byte, dec decoded) ([]event, error) {
+func (c *Committer) diff(key string, prev state.Entry, next []byte, dec decoded) (diffResult, error) {
 	kind, id, ok := state.SplitKey(c.connector, key)
 	if !ok {
-		return nil, fmt.Errorf("diff %s: not a container of connector %s: %w", key, c.connector, state.ErrInvalidKey)
+		return diffResult{}, fmt.Errorf("diff %s: not a container of connector %s: %w", key, c.connector, state.ErrInvalidKey)
 	}
 	rev := prev.Revision + 1
 	var old []byte
@@ -544,9 +630,14 @@ func (c *Committer) diff(key string, prev state.Entry, next []byte, dec decoded)
 		old = prev.Value
 	}
 	if isResourceKind(kind) {
-		return c.diffResource(kind, id, rev, prev.Exists(), old, next, dec.resource)
+		evs, err := c.diffResource(kind, id, rev, prev.Exists(), old, next, dec.resource)
+		return diffResult{events: evs}, err
 	}
-	return c.diffGrants(kind, id, rev, old, next, dec.grants)
+	d, err := c.diffGrants(kind, id, rev, old, next, dec.grants)
+	if err != nil {
+		return diffResult{}, err
+	}
+	return diffResult{grants: d}, nil
 }
 
 func (c *Committer) diffResource(kind, id string, rev uint64, existed bool, old, next []byte, newRes *eventsv1.Resource) ([]event, error) {
@@ -596,7 +687,7 @@ func (c *Committer) diffResource(kind, id string, rev uint64, existed bool, old,
 	}}, nil
 }
 
-func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte, newSet *GrantSet) ([]event, error) {
+func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte, newSet *GrantSet) (*grantDiff, error) {
 	oldSet, err := DecodeGrants(kind, id, old)
 	if err != nil {
 		return nil, fmt.Errorf("diff %s %s: stored: %w", kind, id, err)
@@ -617,39 +708,28 @@ func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte, ne
 	if err != nil {
 		return nil, err
 	}
-	revs := fmt.Sprint(rev)
-	// One context for every event of the container: they share it
-	// (marshalling only reads it), which spares two allocations an event.
-	cc := c.changeContext(rev)
-	var removed, added []event
-	for _, k := range oldSet.sortedKeys() {
-		if _, ok := newSet.Grants[k]; ok {
+	d := &grantDiff{c: c, old: oldSet, new: newSet, revs: fmt.Sprint(rev), addedSubj: addedSubj, removedSubj: removedSubj}
+	if len(oldSet.Grants) > 0 {
+		for k := range oldSet.Grants {
+			if _, ok := newSet.Grants[k]; !ok {
+				d.removed = append(d.removed, k)
+			}
+		}
+		slices.Sort(d.removed)
+	}
+	d.added = make([]string, 0, len(newSet.Grants))
+	for k, g := range newSet.Grants {
+		if was, existed := oldSet.Grants[k]; existed && proto.Equal(was, g) {
 			continue
 		}
-		g := oldSet.Grants[k]
-		removed = append(removed, event{
-			subject: removedSubj,
-			msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbRemoved, revs),
-			payload: &eventsv1.GrantRemoved{Context: cc, Grant: g},
-			gk:      grantKind(g), apply: func(x *Counts) { x.Removed++ },
-		})
+		d.added = append(d.added, k)
 	}
-	for _, k := range newSet.sortedKeys() {
-		g := newSet.Grants[k]
-		was, existed := oldSet.Grants[k]
-		if existed && proto.Equal(was, g) {
-			continue
-		}
-		apply := func(x *Counts) { x.Added++ }
-		if existed {
-			apply = func(x *Counts) { x.Updated++ }
-		}
-		added = append(added, event{
-			subject: addedSubj,
-			msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbAdded, revs),
-			payload: &eventsv1.GrantAdded{Context: cc, Grant: g, AttributesChanged: existed},
-			gk:      grantKind(g), apply: apply,
-		})
+	slices.Sort(d.added)
+	if len(d.removed)+len(d.added) > 0 {
+		// One context for every event of the container: they share it
+		// (marshalling only reads it), which spares two allocations an
+		// event.
+		d.cc = c.changeContext(rev)
 	}
-	return append(removed, added...), nil
+	return d, nil
 }

@@ -99,10 +99,12 @@
 package fullsync
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -622,7 +624,7 @@ func (r *runner) readMembers(ctx context.Context) error {
 			}
 		}
 	}
-	for _, grp := range r.groups {
+	for _, grp := range largestFirst(r.groups) {
 		if r.c.Options.SkipAppGroups && grp.Type == "APP_GROUP" {
 			continue
 		}
@@ -668,6 +670,23 @@ func (r *runner) readMembers(ctx context.Context) error {
 		})
 	}
 	return g.Wait()
+}
+
+// largestFirst returns the groups by member count, the largest first (as
+// expand=stats tells; groups without it last, in list order): the largest
+// members containers, and the user assignments of the apps assigned to
+// those groups, are the slowest to commit, so they are read first rather
+// than left for the end of a run.
+func largestFirst(groups []okta.Group) []okta.Group {
+	out := slices.Clone(groups)
+	count := func(g okta.Group) int64 {
+		if g.UsersCount == nil {
+			return -1
+		}
+		return *g.UsersCount
+	}
+	slices.SortStableFunc(out, func(a, b okta.Group) int { return cmp.Compare(count(b), count(a)) })
+	return out
 }
 
 // readAssignments reads the assignments of every app, or of the apps in

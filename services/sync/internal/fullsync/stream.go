@@ -37,12 +37,12 @@ import (
 // ordinary journaled commit (package changes), so a run killed at any
 // point loses and duplicates nothing.
 
-// streamJob is one container to commit early: a grant container (set) or
-// a resource.
+// streamJob is one container to commit early: a grant container (built
+// by set when a committer takes it) or a resource.
 type streamJob struct {
 	key      string
 	kind     string
-	set      *changes.GrantSet
+	set      func() *changes.GrantSet
 	resource *eventsv1.Resource
 }
 
@@ -129,8 +129,12 @@ func (s *streamer) offerResource(ctx context.Context, kind, id string, res *even
 	return s.offer(ctx, streamJob{key: key, kind: kind, resource: res})
 }
 
-// offerGrants queues a grant container.
-func (s *streamer) offerGrants(ctx context.Context, kind, id string, set *changes.GrantSet) error {
+// offerGrants queues a grant container, which set builds when a committer
+// takes it: the queue then holds what the read holds anyway (the ids of a
+// group's members, an app's assignments as read), not the grants, which
+// for a large org waiting for the committers were the largest part of a
+// run's memory.
+func (s *streamer) offerGrants(ctx context.Context, kind, id string, set func() *changes.GrantSet) error {
 	key, err := s.r.key(kind, id)
 	if err != nil {
 		return err
@@ -254,7 +258,8 @@ func (s *streamer) item(j streamJob) (changes.Item, int, bool, error) {
 		}
 		return changes.Item{Key: j.key, Prev: prev, Next: v, Resource: j.resource}, 0, true, nil
 	}
-	n := len(j.set.Grants)
+	set := j.set()
+	n := len(set.Grants)
 	if prev.Exists() {
 		_, id, _ := state.SplitKey(s.r.c.ID, j.key)
 		old, err := changes.DecodeGrants(j.kind, id, prev.Value)
@@ -262,19 +267,19 @@ func (s *streamer) item(j streamJob) (changes.Item, int, bool, error) {
 			return changes.Item{}, 0, false, fmt.Errorf("early commit of %s: %w", j.key, err)
 		}
 		for k := range old.Grants {
-			if _, ok := j.set.Grants[k]; !ok {
+			if _, ok := set.Grants[k]; !ok {
 				return changes.Item{}, 0, false, nil
 			}
 		}
-	} else if skipEmpty(j.kind, j.set) {
+	} else if skipEmpty(j.kind, set) {
 		s.markDone(j.key, n)
 		return changes.Item{}, 0, false, nil
 	}
-	v, err := changes.EncodeGrants(j.kind, j.set)
+	v, err := changes.EncodeGrants(j.kind, set)
 	if err != nil {
 		return changes.Item{}, 0, false, fmt.Errorf("encode %s: %w", j.key, err)
 	}
-	return changes.Item{Key: j.key, Prev: prev, Next: v, Grants: j.set}, n, true, nil
+	return changes.Item{Key: j.key, Prev: prev, Next: v, Grants: set}, n, true, nil
 }
 
 func (s *streamer) markDone(key string, n int) {
@@ -398,7 +403,7 @@ func (s *streamer) buildApp(app okta.App, aus []okta.AppUser, ausOK bool, ags []
 	if agsOK {
 		var set *changes.GrantSet
 		set, assigned = appGroupsSet(app.ID, ags, s.groups)
-		if err := s.offerGrants(ctx, state.KindAppGroups, app.ID, set); err != nil {
+		if err := s.offerGrants(ctx, state.KindAppGroups, app.ID, func() *changes.GrantSet { return set }); err != nil {
 			return err
 		}
 	}
@@ -415,8 +420,9 @@ func (s *streamer) buildApp(app okta.App, aus []okta.AppUser, ausOK bool, ags []
 			}
 		}
 	}
-	set := appUsersSet(app.ID, aus, s.users, s.groups, agsOK, assigned, s.r.memberOf)
-	return s.offerGrants(ctx, state.KindAppUsers, app.ID, set)
+	return s.offerGrants(ctx, state.KindAppUsers, app.ID, func() *changes.GrantSet {
+		return appUsersSet(app.ID, aus, s.users, s.groups, agsOK, assigned, s.r.memberOf)
+	})
 }
 
 // buildMembers hands a group's members container to the committers once
@@ -426,7 +432,7 @@ func (s *streamer) buildMembers(grp okta.Group, ids []string) {
 		if err := wait(s.ctx, s.usersDone); err != nil {
 			return err
 		}
-		return s.offerGrants(s.ctx, state.KindMembers, grp.ID, membersSet(grp, ids, s.users))
+		return s.offerGrants(s.ctx, state.KindMembers, grp.ID, func() *changes.GrantSet { return membersSet(grp, ids, s.users) })
 	})
 }
 
@@ -449,6 +455,6 @@ func (s *streamer) buildRoles(kind, principal, id string, rs []okta.RoleAssignme
 		if !in[id] {
 			return nil
 		}
-		return s.offerGrants(s.ctx, kind, id, s.r.rolesSet(kind, principal, id, rs, nil))
+		return s.offerGrants(s.ctx, kind, id, func() *changes.GrantSet { return s.r.rolesSet(kind, principal, id, rs, nil) })
 	})
 }

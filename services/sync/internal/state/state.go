@@ -89,6 +89,7 @@ type Options struct {
 
 // Store reads and writes connectors' state. It is safe for concurrent use.
 type Store struct {
+	js jetstream.JetStream
 	kv jetstream.KeyValue
 	// stream is the bucket's stream: Get reads a key's last message from it
 	// to see delete markers, which the KV API hides.
@@ -120,7 +121,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("open state bucket %s: %w", opts.Bucket, err)
 	}
-	return &Store{kv: kv, stream: stream, subjectPrefix: "$KV." + opts.Bucket + "."}, nil
+	return &Store{js: js, kv: kv, stream: stream, subjectPrefix: "$KV." + opts.Bucket + "."}, nil
 }
 
 // Key returns the state key of a container: <connector>.<kind>.<id>.
@@ -373,6 +374,53 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) (uint64, erro
 		return 0, fmt.Errorf("write state %s: %w", key, err)
 	}
 	return rev, nil
+}
+
+// KeyValue is one container's new value, for PutMany.
+type KeyValue struct {
+	Key   string
+	Value []byte
+}
+
+// PutMany writes several containers as Put does, without waiting for each
+// write before sending the next (asynchronous publishes to the bucket's
+// subjects, as KV puts are), and returns once every one is stored: one
+// round trip for them all instead of one each. On failure some may be
+// written and others not; each is then as Put left it or as it was.
+func (s *Store) PutMany(ctx context.Context, kvs []KeyValue) error {
+	for _, kv := range kvs {
+		if err := checkKey(kv.Key); err != nil {
+			return fmt.Errorf("write state %s: %w", kv.Key, err)
+		}
+	}
+	futs := make([]jetstream.PubAckFuture, 0, len(kvs))
+	for _, kv := range kvs {
+		f, err := s.js.PublishAsync(s.subjectPrefix+kv.Key, kv.Value)
+		if err != nil {
+			return fmt.Errorf("write state %s: %w", kv.Key, err)
+		}
+		futs = append(futs, f)
+	}
+	for i, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("write state %s: %w", kvs[i].Key, err)
+		case <-ctx.Done():
+			return fmt.Errorf("write state %s: %w", kvs[i].Key, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// checkKey checks that a key is one KV key: dot-separated tokens.
+func checkKey(key string) error {
+	for tok := range strings.SplitSeq(key, ".") {
+		if err := checkToken(tok); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Delete deletes a container, leaving a delete marker whose revision the

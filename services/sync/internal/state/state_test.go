@@ -239,3 +239,43 @@ func TestGetAndLoadPending(t *testing.T) {
 		t.Errorf("meta %+v", p.Meta)
 	}
 }
+
+// TestPutMany: several containers written at once read back as Put writes
+// them, each with its own revision; a key that is not one is refused
+// before anything is written.
+func TestPutMany(t *testing.T) {
+	ctx := context.Background()
+	js := testkit.StartNATS(t).JetStream(t)
+	s, err := state.Open(ctx, js, state.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvs := []state.KeyValue{{"c1.user.a", []byte("A")}, {"c1.members.g", []byte("G")}, {"c1.roles.user.u", []byte("R")}}
+	if err := s.PutMany(ctx, kvs); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Load(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs := map[uint64]bool{}
+	for _, kv := range kvs {
+		e := snap.Containers[kv.Key]
+		if string(e.Value) != string(kv.Value) || !e.Exists() || revs[e.Revision] {
+			t.Errorf("%s: %+v", kv.Key, e)
+		}
+		revs[e.Revision] = true
+		if got, err := s.Get(ctx, kv.Key); err != nil || got.Revision != e.Revision {
+			t.Errorf("Get %s: %+v, %v; Load says revision %d", kv.Key, got, err, e.Revision)
+		}
+	}
+	if err := s.PutMany(ctx, []state.KeyValue{{"c1.user.b", []byte("B")}, {"c1.user.x y", []byte("X")}}); !errors.Is(err, state.ErrInvalidKey) {
+		t.Errorf("a bad key: %v, want ErrInvalidKey", err)
+	}
+	if got, err := s.Get(ctx, "c1.user.b"); err != nil || got.Exists() {
+		t.Errorf("c1.user.b written though its batch was refused: %+v, %v", got, err)
+	}
+	if err := s.PutMany(ctx, nil); err != nil {
+		t.Errorf("nothing to write: %v", err)
+	}
+}
