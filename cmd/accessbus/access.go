@@ -26,16 +26,16 @@ const defaultServer = "http://127.0.0.1:8080"
 
 // accessListOptions are the flags of `accessbus access list`.
 type accessListOptions struct {
-	server, connector      string
-	user, group, app, role string
-	kind                   string
-	pageSize               int32
-	json                   bool
+	server, connector, dataDir string
+	user, group, app, role     string
+	kind                       string
+	pageSize                   int32
+	json                       bool
 }
 
 // accessExportOptions are the flags of `accessbus access export`.
 type accessExportOptions struct {
-	server, connector, format, out string
+	server, connector, format, out, dataDir string
 }
 
 func newAccessCmd() *cobra.Command {
@@ -44,7 +44,9 @@ func newAccessCmd() *cobra.Command {
 		Short: "Who has what in a connector's Okta org, now (the AccessService API)",
 		Long: `Reads the sync service's current state of a connector through the
 AccessService Connect API of a running accessbus (--server, default the
-'accessbus dev' listener). docs/access.md describes the API.`,
+'accessbus dev' listener) with your API key (ACCESSBUS_API_KEY, else accessbus
+dev's <data-dir>/admin-api-key); any identity with a key may read.
+docs/access.md describes the API.`,
 	}
 	cmd.AddCommand(newAccessListCmd(), newAccessExportCmd())
 	return cmd
@@ -71,6 +73,7 @@ a line (the AccessGrant message as protobuf JSON).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", defaultServer, "base URL of the accessbus HTTP API")
+	dataDirFlag(cmd, &o.dataDir)
 	f.StringVar(&o.connector, "connector", "", "connector id (required)")
 	f.StringVar(&o.user, "user", "", "a user's access (Okta user id)")
 	f.StringVar(&o.group, "group", "", "a group's members and grants (Okta group id)")
@@ -110,6 +113,7 @@ which appears only once the export is complete.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", defaultServer, "base URL of the accessbus HTTP API")
+	dataDirFlag(cmd, &o.dataDir)
 	f.StringVar(&o.connector, "connector", "", "connector id (required)")
 	f.StringVar(&o.format, "format", "json", "json or csv")
 	f.StringVar(&o.out, "out", "", "write to this file instead of standard output")
@@ -117,15 +121,22 @@ which appears only once the export is complete.`,
 	return cmd
 }
 
-func accessClient(server string) accessv1connect.AccessServiceClient {
-	return accessv1connect.NewAccessServiceClient(&http.Client{}, strings.TrimRight(server, "/"))
+// accessClient calls the AccessService with the caller's API key.
+func accessClient(server, dataDir string) accessv1connect.AccessServiceClient {
+	return accessv1connect.NewAccessServiceClient(&http.Client{}, strings.TrimRight(server, "/"), apiKeyOption(dataDir))
 }
 
 // callError says where the failed call went and, when nothing answered,
-// what to start.
+// what to start; when the API key was missing or refused, how to give one.
 func callError(what, server string, err error) error {
-	if connect.CodeOf(err) == connect.CodeUnavailable && !strings.Contains(err.Error(), "busy") {
-		return fmt.Errorf("%s at %s (is accessbus dev running? else pass --server): %w", what, server, err)
+	switch connect.CodeOf(err) {
+	case connect.CodeUnavailable:
+		if !strings.Contains(err.Error(), "busy") {
+			return fmt.Errorf("%s at %s (is accessbus dev running? else pass --server): %w", what, server, err)
+		}
+	case connect.CodeUnauthenticated:
+		return fmt.Errorf("%s at %s: %w; give your API key in %s, or run the command with --data-dir set to the data dir of the accessbus dev "+
+			"that wrote %s (a key is created with `accessbus admin keys create`)", what, server, err, envAPIKey, adminAPIKeyFile)
 	}
 	return fmt.Errorf("%s at %s: %w", what, server, err)
 }
@@ -158,7 +169,7 @@ func accessList(ctx context.Context, o accessListOptions, w io.Writer) error {
 	case o.role != "":
 		req.Filter = &accessv1.ListGrantsRequest_Role{Role: o.role}
 	}
-	client := accessClient(o.server)
+	client := accessClient(o.server, o.dataDir)
 	var tw *tabwriter.Writer
 	if !o.json {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -275,7 +286,7 @@ func accessExport(ctx context.Context, o accessExportOptions, stdout io.Writer) 
 	default:
 		return fmt.Errorf("--format %q: want json or csv", o.format)
 	}
-	stream, err := accessClient(o.server).ExportSnapshot(ctx, connect.NewRequest(&accessv1.ExportSnapshotRequest{ConnectorId: o.connector}))
+	stream, err := accessClient(o.server, o.dataDir).ExportSnapshot(ctx, connect.NewRequest(&accessv1.ExportSnapshotRequest{ConnectorId: o.connector}))
 	if err != nil {
 		return callError("export connector "+o.connector, o.server, err)
 	}

@@ -16,8 +16,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/bus"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
+	"github.com/accessbus/accessbus/libs/telemetry"
 	"github.com/accessbus/accessbus/libs/testkit"
 	syncsvc "github.com/accessbus/accessbus/services/sync"
 )
@@ -25,8 +27,19 @@ import (
 // accessServer serves the AccessService over HTTP on a small state that the
 // test writes into the sync's state bucket in the sync's format (resource
 // containers: Resource protobuf; grant containers: JSON, see
-// services/sync/internal/changes/codec.go), plus one ACCESS event.
+// services/sync/internal/changes/codec.go), plus one ACCESS event. The
+// commands call it with the API key of an identity without a platform
+// role (reading takes none), from ACCESSBUS_API_KEY.
 func accessServer(t *testing.T) string {
+	t.Helper()
+	url, key := accessServerWithKey(t)
+	t.Setenv(envAPIKey, key.Reveal())
+	return url
+}
+
+// accessServerWithKey is accessServer, leaving ACCESSBUS_API_KEY alone and
+// returning the key.
+func accessServerWithKey(t *testing.T) (string, telemetry.Secret) {
 	t.Helper()
 	ctx := context.Background()
 	js := testkit.StartNATS(t).JetStream(t)
@@ -92,8 +105,16 @@ func accessServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 
+	keys, err := auth.Open(ctx, js, auth.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := keys.NewKey(ctx, "idn-reader", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	hold := func(context.Context, string) (func(), error) { return func() {}, nil }
-	path, h, err := syncsvc.AccessHandler(ctx, js, syncsvc.AccessConfig{Hold: hold, StateStorage: jetstream.MemoryStorage})
+	path, h, err := syncsvc.AccessHandler(ctx, js, syncsvc.AccessConfig{Auth: keys, Hold: hold, StateStorage: jetstream.MemoryStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +122,36 @@ func accessServer(t *testing.T) string {
 	mux.Handle(path, h)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, key
+}
+
+// TestAccessNeedsAKey: without an API key the access commands are refused
+// and say how to give one; the key in a data dir's admin-api-key file
+// (--data-dir) works as well as ACCESSBUS_API_KEY.
+func TestAccessNeedsAKey(t *testing.T) {
+	srv, key := accessServerWithKey(t)
+	t.Setenv(envAPIKey, "")
+	empty := t.TempDir()
+	for _, args := range [][]string{
+		{"access", "list", "--connector", "c1"},
+		{"access", "export", "--connector", "c1", "--format", "csv"},
+	} {
+		out, err := runCLI(t, append(args, "--server", srv, "--data-dir", empty)...)
+		if err == nil || !strings.Contains(err.Error(), "unauthenticated") || !strings.Contains(err.Error(), envAPIKey) ||
+			!strings.Contains(err.Error(), "--data-dir") || !strings.Contains(err.Error(), adminAPIKeyFile) {
+			t.Errorf("%v without a key: %v\n%s", args, err, out)
+		}
+		if out != "" {
+			t.Errorf("%v without a key printed:\n%s", args, out)
+		}
+	}
+	withKey := t.TempDir()
+	if err := os.WriteFile(filepath.Join(withKey, adminAPIKeyFile), []byte(key.Reveal()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI(t, "access", "list", "--connector", "c1", "--user", "00uann", "--server", srv, "--data-dir", withKey); err != nil || !strings.Contains(out, "SUPER_ADMIN") {
+		t.Fatalf("with the data dir's key: %v\n%s", err, out)
+	}
 }
 
 func runCLI(t *testing.T, args ...string) (string, error) {

@@ -29,6 +29,13 @@ func apiKey(dataDir string) telemetry.Secret {
 	if k := strings.TrimSpace(os.Getenv(envAPIKey)); k != "" {
 		return telemetry.NewSecret(k)
 	}
+	return dataDirKey(dataDir)
+}
+
+// dataDirKey is the key `accessbus dev` wrote in dataDir, whatever
+// ACCESSBUS_API_KEY holds (for a command that starts its own accessbus
+// dev); unset when there is none.
+func dataDirKey(dataDir string) telemetry.Secret {
 	b, err := os.ReadFile(filepath.Join(dataDir, adminAPIKeyFile))
 	if err != nil {
 		return telemetry.Secret{}
@@ -51,8 +58,14 @@ type apiOptions struct {
 func (o *apiOptions) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", defaultServer, "base URL of the accessbus HTTP API")
-	f.StringVar(&o.dataDir, "data-dir", defaultDataDir, "accessbus dev's data dir, whose "+adminAPIKeyFile+" is the API key when "+envAPIKey+" is not set")
+	dataDirFlag(cmd, &o.dataDir)
 	f.BoolVar(&o.json, "json", false, "print the API's answers as JSON lines")
+}
+
+// dataDirFlag adds --data-dir: where the API key is found when
+// ACCESSBUS_API_KEY is not set.
+func dataDirFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "data-dir", defaultDataDir, "accessbus dev's data dir, whose "+adminAPIKeyFile+" is the API key when "+envAPIKey+" is not set")
 }
 
 // base is the server URL without a trailing slash.

@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	syncv1 "github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1"
 	"github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1/syncv1connect"
@@ -302,7 +303,10 @@ func benchRealtimePath(ctx context.Context, o benchRealtimeOptions, path string,
 
 	if path == pathHook {
 		server := "http://" + addr
-		client := syncv1connect.NewSyncServiceClient(&http.Client{Timeout: 30 * time.Second}, server)
+		// The bench's own dev data dir holds the first admin's key; the
+		// environment's ACCESSBUS_API_KEY belongs to another system.
+		client := syncv1connect.NewSyncServiceClient(&http.Client{Timeout: 30 * time.Second}, server,
+			connect.WithInterceptors(auth.ClientKey(dataDirKey(dir))))
 		resp, err := client.RegisterHook(ctx, connect.NewRequest(&syncv1.RegisterHookRequest{ConnectorId: demoConnector, Url: server}))
 		if err != nil {
 			return fail("register the demo's event hook: %v", err)

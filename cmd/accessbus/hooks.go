@@ -19,7 +19,10 @@ func newHooksCmd() *cobra.Command {
 		Long: `With an event hook, Okta tells accessbus about a change within a second instead
 of at the next sync. accessbus registers the hook with the connector's own token
 (its admin needs the Super Administrator role); otherwise create it in the Okta
-Admin Console and give accessbus its secret with set-secret (docs/realtime.md).`,
+Admin Console and give accessbus its secret with set-secret (docs/realtime.md).
+Calls carry your API key (ACCESSBUS_API_KEY, else accessbus dev's
+<data-dir>/admin-api-key); changing a hook takes an owner of the connector
+(Connector Administrator) or a Super Administrator.`,
 	}
 	cmd.AddCommand(newHooksRegisterCmd(), newHooksStatusCmd(), newHooksUnregisterCmd(), newHooksSetSecretCmd())
 	return cmd

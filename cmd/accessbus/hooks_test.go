@@ -23,23 +23,24 @@ import (
 // against dev's receiver); a membership added through Okta's API then
 // reaches access.demo.grant.added without waiting for the schedule.
 func TestHookRegisteredAndDeliveringThroughDev(t *testing.T) {
+	t.Setenv(envAPIKey, "") // the commands use the key accessbus dev writes in dir
 	dir := t.TempDir()
 	ctx := context.Background()
 	addr, natsURL, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true, demoTimeScale: 50})
 	server := "http://" + addr
-	waitConnected(t, server, "demo", logs)
+	waitConnected(t, server, dir, "demo", logs)
 
-	if out, err := cli(t, "hooks", "status", "--connector", "demo", "--server", server); err != nil || !strings.Contains(out, "no event hook is registered") {
+	if out, err := cli(t, "hooks", "status", "--connector", "demo", "--server", server, "--data-dir", dir); err != nil || !strings.Contains(out, "no event hook is registered") {
 		t.Fatalf("hooks status before: %v\n%s", err, out)
 	}
-	if _, err := cli(t, "hooks", "register", "--connector", "demo", "--url", "ftp://x", "--server", server); err == nil || !strings.Contains(err.Error(), "https") {
+	if _, err := cli(t, "hooks", "register", "--connector", "demo", "--url", "ftp://x", "--server", server, "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "https") {
 		t.Fatalf("register with a bad URL: %v", err)
 	}
-	out, err := cli(t, "hooks", "register", "--connector", "demo", "--url", server, "--server", server)
+	out, err := cli(t, "hooks", "register", "--connector", "demo", "--url", server, "--server", server, "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "ACTIVE, VERIFIED") || !strings.Contains(out, server+"/hooks/okta/demo") {
 		t.Fatalf("hooks register: %v\n%s\n%s", err, out, logs.String())
 	}
-	if out, err := cli(t, "hooks", "status", "--connector", "demo", "--server", server); err != nil || strings.Contains(out, "problem") || !strings.Contains(out, "ACTIVE, VERIFIED") {
+	if out, err := cli(t, "hooks", "status", "--connector", "demo", "--server", server, "--data-dir", dir); err != nil || strings.Contains(out, "problem") || !strings.Contains(out, "ACTIVE, VERIFIED") {
 		t.Fatalf("hooks status after: %v\n%s", err, out)
 	}
 
@@ -66,7 +67,7 @@ func TestHookRegisteredAndDeliveringThroughDev(t *testing.T) {
 			t.Fatalf("no grant.added for %s within 60s\n%s", want, logs.String())
 		}
 	}
-	if out, err := cli(t, "hooks", "unregister", "--connector", "demo", "--server", server); err != nil || !strings.Contains(out, "removed") {
+	if out, err := cli(t, "hooks", "unregister", "--connector", "demo", "--server", server, "--data-dir", dir); err != nil || !strings.Contains(out, "removed") {
 		t.Fatalf("hooks unregister: %v\n%s", err, out)
 	}
 	if strings.Contains(logs.String(), "Authorization") && strings.Contains(logs.String(), "SSWS") {
@@ -77,12 +78,13 @@ func TestHookRegisteredAndDeliveringThroughDev(t *testing.T) {
 	}
 }
 
-// waitConnected waits until the connector's first sync completed.
-func waitConnected(t *testing.T, server, connector string, logs *syncBuffer) {
+// waitConnected waits until the connector's first sync completed, asking
+// with the API key in dataDir.
+func waitConnected(t *testing.T, server, dataDir, connector string, logs *syncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		out, err := cli(t, "sync", "status", "--connector", connector, "--server", server)
+		out, err := cli(t, "sync", "status", "--connector", connector, "--server", server, "--data-dir", dataDir)
 		if err == nil && strings.Contains(out, "status      connected") && strings.Contains(out, ": completed") {
 			return
 		}
@@ -163,11 +165,12 @@ func urlQuery(s string) string { return strings.NewReplacer(" ", "%20", `"`, "%2
 // System Log catch-up (polled every second here).
 func TestSystemLogCatchUpThroughDev(t *testing.T) {
 	t.Setenv("ACCESSBUS_SYSTEM_LOG_POLL", "1s")
+	t.Setenv(envAPIKey, "")
 	dir := t.TempDir()
 	ctx := context.Background()
 	addr, natsURL, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true})
 	server := "http://" + addr
-	waitConnected(t, server, "demo", logs)
+	waitConnected(t, server, dir, "demo", logs)
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
@@ -242,14 +245,15 @@ func postDelivery(t *testing.T, server, connector, method, auth string) int {
 // other's hook until it is unregistered.
 func TestHookSetSecretThroughDev(t *testing.T) {
 	const secret = "Console-Typed-Secret-0123456789abcdef"
+	t.Setenv(envAPIKey, "") // the commands use the key accessbus dev writes in dir
 	dir := t.TempDir()
 	addr, _, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true, demoTimeScale: 50})
 	server := "http://" + addr
-	waitConnected(t, server, "demo", logs)
+	waitConnected(t, server, dir, "demo", logs)
 	var seen []string // every output and error, checked for the secret at the end
 	run := func(stdin string, args ...string) (string, error) {
 		t.Helper()
-		out, err := cliStdin(t, stdin, append(args, "--server", server)...)
+		out, err := cliStdin(t, stdin, append(args, "--server", server, "--data-dir", dir)...)
 		seen = append(seen, out)
 		if err != nil {
 			seen = append(seen, err.Error())

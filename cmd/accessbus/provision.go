@@ -30,20 +30,22 @@ const maxWaitTimeout = 5 * time.Minute
 
 // provisionOptions are the flags every `accessbus provision` command shares.
 type provisionOptions struct {
-	server, connector string
-	json              bool
+	server, connector, dataDir string
+	json                       bool
 }
 
 func (o *provisionOptions) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", defaultServer, "base URL of the accessbus HTTP API")
 	f.StringVar(&o.connector, "connector", "", "connector id (required)")
+	dataDirFlag(cmd, &o.dataDir)
 	f.BoolVar(&o.json, "json", false, "print the API's answer as JSON lines")
 	_ = cmd.MarkFlagRequired("connector")
 }
 
+// client calls the ProvisioningService with the caller's API key.
 func (o *provisionOptions) client() provisioningv1connect.ProvisioningServiceClient {
-	return provisioningv1connect.NewProvisioningServiceClient(&http.Client{}, strings.TrimRight(o.server, "/"))
+	return provisioningv1connect.NewProvisioningServiceClient(&http.Client{}, strings.TrimRight(o.server, "/"), apiKeyOption(o.dataDir))
 }
 
 func newProvisionCmd() *cobra.Command {
@@ -51,7 +53,10 @@ func newProvisionCmd() *cobra.Command {
 		Use:   "provision",
 		Short: "Grant and revoke Okta group memberships and app assignments, also for a limited time",
 		Long: `Talks to the ProvisioningService of a running accessbus (--server, default the
-local accessbus dev). A request is published on provisioning.<connector>.request,
+local accessbus dev) with your API key (ACCESSBUS_API_KEY, else accessbus dev's
+<data-dir>/admin-api-key). Anyone with a key reads (status, list); grant and
+revoke take an owner of the connector (Connector Administrator) or a Super
+Administrator. A request is published on provisioning.<connector>.request,
 like one from any other system, and carried out in Okta once: the connector's
 token must have the Okta role for it. docs/provisioning.md describes the contract.`,
 	}

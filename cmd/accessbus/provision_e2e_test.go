@@ -102,11 +102,12 @@ func (d demoAPI) pickFree(t *testing.T) (group, member, app, assignee string) {
 // between leaves the time-bound grant time-bound; at its expiry the
 // membership is revoked and its removal shows up too.
 func TestProvisioningThroughDev(t *testing.T) {
+	t.Setenv(envAPIKey, "") // the commands use the key accessbus dev writes in dir
 	dir := t.TempDir()
 	ctx := context.Background()
 	addr, natsURL, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true, demoTimeScale: 50})
 	server := "http://" + addr
-	waitConnected(t, server, "demo", logs)
+	waitConnected(t, server, dir, "demo", logs)
 	group, member, app, assignee := newDemoAPI(t, dir).pickFree(t)
 
 	nc, err := nats.Connect(natsURL)
@@ -135,13 +136,24 @@ func TestProvisioningThroughDev(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// waitFor reads c until match returns true.
-	waitFor := func(c jetstream.Consumer, what string, within time.Duration, match func(subject string, data []byte) bool) {
+	// waitFor reads c until each of matches has returned true for a
+	// message, in any order (the two grants' targeted syncs may publish
+	// in either order).
+	waitFor := func(c jetstream.Consumer, what string, within time.Duration, matches ...func(subject string, data []byte) bool) {
 		t.Helper()
 		deadline := time.Now().Add(within)
 		for time.Now().Before(deadline) {
 			msg, err := c.Next(jetstream.FetchMaxWait(500 * time.Millisecond))
-			if err == nil && match(msg.Subject(), msg.Data()) {
+			if err != nil {
+				continue
+			}
+			for i, match := range matches {
+				if match(msg.Subject(), msg.Data()) {
+					matches = slices.Delete(matches, i, i+1)
+					break
+				}
+			}
+			if len(matches) == 0 {
 				return
 			}
 		}
@@ -179,11 +191,11 @@ func TestProvisioningThroughDev(t *testing.T) {
 		RequestedBy: "e2e",
 	})
 	waitFor(results, "the membership's result", 30*time.Second, result("e2e-member"))
-	waitFor(access, "the membership's grant.added", 30*time.Second, grantEvent("grant.added", membershipKey))
-	waitFor(access, "the app assignment's grant.added", 30*time.Second, grantEvent("grant.added", fmt.Sprintf("app_assignment/%s/user/%s", app, assignee)))
+	waitFor(access, "grant.added of the membership and of the app assignment", 30*time.Second,
+		grantEvent("grant.added", membershipKey), grantEvent("grant.added", fmt.Sprintf("app_assignment/%s/user/%s", app, assignee)))
 
 	// A full sync meanwhile changes nothing about the grant's expiry.
-	if out, err := cli(t, "sync", "run", "--connector", "demo", "--wait", "--server", server); err != nil {
+	if out, err := cli(t, "sync", "run", "--connector", "demo", "--wait", "--server", server, "--data-dir", dir); err != nil {
 		t.Fatalf("sync run: %v\n%s", err, out)
 	}
 	// At its expiry the membership is revoked, exactly as any request.

@@ -86,6 +86,7 @@ func TestParseFor(t *testing.T) {
 func TestProvisionThroughTheAPI(t *testing.T) {
 	t.Setenv("USER", "tester")
 	srv := provisioningtest.Start(t, "c1")
+	t.Setenv(envAPIKey, srv.AdminKey.Reveal())
 	srv.Consume(t, func(req *eventsv1.ProvisioningRequest) *eventsv1.ProvisioningResult {
 		user := req.GetTarget().GetGroupMembership().GetUserId() + req.GetTarget().GetAppAssignment().GetUserId()
 		switch user {
@@ -249,5 +250,32 @@ func TestProvisionThroughTheAPI(t *testing.T) {
 	}
 	if _, err := cli(t, "provision", "list", "--connector", "c9", "--server", srv.URL); err == nil || !strings.Contains(err.Error(), `connector "c9" does not exist`) {
 		t.Fatalf("unknown connector: %v", err)
+	}
+}
+
+// TestProvisionNeedsAKey: without an API key the provision commands are
+// refused and say how to give one; an identity without a platform role
+// lists requests but may not submit one, and is told the role it needs.
+func TestProvisionNeedsAKey(t *testing.T) {
+	srv := provisioningtest.Start(t, "c1")
+	t.Setenv(envAPIKey, "")
+	empty := t.TempDir()
+	for _, args := range [][]string{
+		{"grant", "--group", "00geng", "--user", "00uann", "--request-id", "r1"},
+		{"status", "--request-id", "r1"},
+		{"list"},
+	} {
+		_, err := cli(t, append(append([]string{"provision"}, args...), "--connector", "c1", "--server", srv.URL, "--data-dir", empty)...)
+		if err == nil || !strings.Contains(err.Error(), "unauthenticated") || !strings.Contains(err.Error(), envAPIKey) || !strings.Contains(err.Error(), "--data-dir") {
+			t.Errorf("%v without a key: %v", args, err)
+		}
+	}
+	t.Setenv(envAPIKey, srv.NewKey(t, "idn-reader").Reveal())
+	if out, err := cli(t, "provision", "list", "--connector", "c1", "--server", srv.URL); err != nil {
+		t.Fatalf("a reader's list: %v\n%s", err, out)
+	}
+	_, err := cli(t, "provision", "grant", "--group", "00geng", "--user", "00uann", "--request-id", "r1", "--connector", "c1", "--server", srv.URL)
+	if err == nil || !strings.Contains(err.Error(), "permission_denied") || !strings.Contains(err.Error(), "Connector Administrator") {
+		t.Fatalf("a reader's grant: %v", err)
 	}
 }

@@ -19,20 +19,22 @@ import (
 
 // syncOptions are the flags every `accessbus sync` command shares.
 type syncOptions struct {
-	server, connector string
-	json              bool
+	server, connector, dataDir string
+	json                       bool
 }
 
 func (o *syncOptions) flags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.server, "server", defaultServer, "base URL of the accessbus HTTP API")
 	f.StringVar(&o.connector, "connector", "", "connector id (required)")
+	dataDirFlag(cmd, &o.dataDir)
 	f.BoolVar(&o.json, "json", false, "print the API's answer as JSON")
 	_ = cmd.MarkFlagRequired("connector")
 }
 
+// client calls the SyncService with the caller's API key.
 func (o *syncOptions) client() syncv1connect.SyncServiceClient {
-	return syncv1connect.NewSyncServiceClient(&http.Client{}, strings.TrimRight(o.server, "/"))
+	return syncv1connect.NewSyncServiceClient(&http.Client{}, strings.TrimRight(o.server, "/"), apiKeyOption(o.dataDir))
 }
 
 func newSyncCmd() *cobra.Command {
@@ -40,7 +42,10 @@ func newSyncCmd() *cobra.Command {
 		Use:   "sync",
 		Short: "Start sync runs and see how they went",
 		Long: `Talks to the SyncService of a running accessbus (--server, default the local
-accessbus dev). A run reads the connector's Okta org and publishes what changed
+accessbus dev) with your API key (ACCESSBUS_API_KEY, else accessbus dev's
+<data-dir>/admin-api-key). Anyone with a key reads; starting a sync and
+confirming removals take an owner of the connector (Connector Administrator)
+or a Super Administrator. A run reads the connector's Okta org and publishes what changed
 on access.<connector>.>; runs also start on a schedule (default every hour).`,
 	}
 	cmd.AddCommand(newSyncRunCmd(), newSyncStatusCmd(), newSyncRunsCmd(), newSyncConfirmCmd())

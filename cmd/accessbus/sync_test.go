@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/oktasim"
 )
 
@@ -28,12 +29,13 @@ func cli(t *testing.T, args ...string) (string, error) {
 // connector and syncs it; the sync and access commands then show its
 // status, runs, grants and an export, as a user would see them.
 func TestDemoSyncThroughTheCLI(t *testing.T) {
+	t.Setenv(envAPIKey, "") // the commands use the key accessbus dev writes in dir
 	dir := t.TempDir()
 	addr, _, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true, demoTimeScale: 50})
 	server := "http://" + addr
 	// The scheduler syncs the new connector at once.
-	waitConnected(t, server, "demo", logs)
-	status, err := cli(t, "sync", "status", "--connector", "demo", "--server", server)
+	waitConnected(t, server, dir, "demo", logs)
+	status, err := cli(t, "sync", "status", "--connector", "demo", "--server", server, "--data-dir", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,36 +44,36 @@ func TestDemoSyncThroughTheCLI(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, status)
 		}
 	}
-	out, err := cli(t, "sync", "runs", "--connector", "demo", "--server", server)
+	out, err := cli(t, "sync", "runs", "--connector", "demo", "--server", server, "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "completed") || !strings.Contains(out, "scheduler") {
 		t.Fatalf("sync runs: %v\n%s", err, out)
 	}
 	runID := strings.Fields(strings.Split(out, "\n")[1])[0]
-	out, err = cli(t, "sync", "runs", "--connector", "demo", "--run", runID, "--server", server)
+	out, err = cli(t, "sync", "runs", "--connector", "demo", "--run", runID, "--server", server, "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "full sync completed") {
 		t.Fatalf("sync runs --run: %v\n%s", err, out)
 	}
 	// Held removals: there are none, and the CLI says what to do instead.
-	out, err = cli(t, "sync", "confirm-removals", "--connector", "demo", "--server", server)
+	out, err = cli(t, "sync", "confirm-removals", "--connector", "demo", "--server", server, "--data-dir", dir)
 	if err == nil || !strings.Contains(err.Error(), "held no removals") {
 		t.Fatalf("confirm-removals with nothing held: %v\n%s", err, out)
 	}
 	// Unknown connectors are refused with a clear error.
-	if _, err := cli(t, "sync", "run", "--connector", "nosuch", "--server", server); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := cli(t, "sync", "run", "--connector", "nosuch", "--server", server, "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("sync run of an unknown connector: %v", err)
 	}
 	// A manual run, waited for.
-	out, err = cli(t, "sync", "run", "--connector", "demo", "--wait", "--reason", "test", "--server", server)
+	out, err = cli(t, "sync", "run", "--connector", "demo", "--wait", "--reason", "test", "--server", server, "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "completed") {
 		t.Fatalf("sync run --wait: %v\n%s", err, out)
 	}
 	// Who has what.
-	out, err = cli(t, "access", "list", "--connector", "demo", "--kind", "role_assignment", "--server", server)
+	out, err = cli(t, "access", "list", "--connector", "demo", "--kind", "role_assignment", "--server", server, "--data-dir", dir)
 	if err != nil || !strings.Contains(out, "SUPER_ADMIN") {
 		t.Fatalf("access list: %v\n%s", err, out)
 	}
 	file := filepath.Join(dir, "export.csv")
-	if out, err := cli(t, "access", "export", "--connector", "demo", "--format", "csv", "--out", file, "--server", server); err != nil {
+	if out, err := cli(t, "access", "export", "--connector", "demo", "--format", "csv", "--out", file, "--server", server, "--data-dir", dir); err != nil {
 		t.Fatalf("access export: %v\n%s", err, out)
 	}
 	f, err := os.Open(file)
@@ -86,8 +88,79 @@ func TestDemoSyncThroughTheCLI(t *testing.T) {
 	if strings.Contains(logs.String(), "SSWS ") {
 		t.Fatal("an Okta token reached the log")
 	}
+	checkAPIKeysThroughTheCLI(t, server, dir, logs)
 	if err := stop(); err != nil {
 		t.Fatalf("clean stop: %v", err)
+	}
+}
+
+// checkAPIKeysThroughTheCLI: against accessbus dev --demo, the sync,
+// access, hooks and provision commands without an API key are refused,
+// saying how to give one; a Connector Administrator who does not own the
+// demo connector reads it but may not act on it; no key reaches the log.
+func checkAPIKeysThroughTheCLI(t *testing.T, server, dir string, logs *syncBuffer) {
+	t.Helper()
+	noKey := t.TempDir() // a data dir without admin-api-key
+	t.Setenv(envAPIKey, "")
+	for _, args := range [][]string{
+		{"sync", "status", "--connector", "demo"},
+		{"sync", "run", "--connector", "demo"},
+		{"access", "list", "--connector", "demo"},
+		{"access", "export", "--connector", "demo"},
+		{"hooks", "status", "--connector", "demo"},
+		{"provision", "list", "--connector", "demo"},
+	} {
+		_, err := cli(t, append(args, "--server", server, "--data-dir", noKey)...)
+		if err == nil || !strings.Contains(err.Error(), "unauthenticated") || !strings.Contains(err.Error(), envAPIKey) || !strings.Contains(err.Error(), "--data-dir") {
+			t.Errorf("%v without a key: %v", args, err)
+		}
+	}
+	t.Setenv(envAPIKey, auth.KeyPrefix+"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	if _, err := cli(t, "sync", "status", "--connector", "demo", "--server", server); err == nil || !strings.Contains(err.Error(), "unknown API key") {
+		t.Errorf("with an unknown key: %v", err)
+	}
+
+	t.Setenv(envAPIKey, "")
+	if out, err := cli(t, "admin", "roles", "assign", "--email", "bob@example.com", "--role", "connector_admin", "--server", server, "--data-dir", dir); err != nil {
+		t.Fatalf("assign: %v\n%s", err, out)
+	}
+	out, err := cli(t, "admin", "keys", "create", "--email", "bob@example.com", "--name", "test", "--server", server, "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("create bob's key: %v\n%s", err, out)
+	}
+	bobKey := strings.TrimSpace(strings.Split(out, "\n")[0])
+	t.Setenv(envAPIKey, bobKey)
+	for _, args := range [][]string{
+		{"sync", "status", "--connector", "demo"},
+		{"sync", "runs", "--connector", "demo"},
+		{"access", "list", "--connector", "demo", "--kind", "role_assignment"},
+		{"hooks", "status", "--connector", "demo"},
+		{"provision", "list", "--connector", "demo"},
+	} {
+		if out, err := cli(t, append(args, "--server", server)...); err != nil {
+			t.Errorf("bob may read, %v: %v\n%s", args, err, out)
+		}
+	}
+	for _, args := range [][]string{
+		{"sync", "run", "--connector", "demo"},
+		{"sync", "confirm-removals", "--connector", "demo"},
+		{"hooks", "register", "--connector", "demo", "--url", server},
+		{"provision", "grant", "--connector", "demo", "--group", "00g1", "--user", "00u1", "--no-wait"},
+	} {
+		_, err := cli(t, append(args, "--server", server)...)
+		if err == nil || !strings.Contains(err.Error(), "permission_denied") || !strings.Contains(err.Error(), "is a Connector Administrator but not an owner of demo") {
+			t.Errorf("bob may not act, %v: %v", args, err)
+		}
+	}
+	t.Setenv(envAPIKey, "")
+	admin, err := os.ReadFile(filepath.Join(dir, adminAPIKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{strings.TrimSpace(string(admin)), bobKey} {
+		if strings.Contains(logs.String(), k) {
+			t.Fatal("an API key reached accessbus dev's log")
+		}
 	}
 }
 
@@ -107,10 +180,11 @@ func TestDevSyncsAnOktaOrgWithAReadOnlyToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("ACCESSBUS_OKTA_TIME_SCALE", "50")
+	t.Setenv(envAPIKey, "")
 	addr, _, stop, logs := startDevWith(t, devOptions{dataDir: dir, oktaDomain: sim.URL, oktaTokenFile: tokenFile, oktaConnector: "acme"})
 	server := "http://" + addr
-	waitConnected(t, server, "acme", logs)
-	status, err := cli(t, "sync", "status", "--connector", "acme", "--server", server)
+	waitConnected(t, server, dir, "acme", logs)
+	status, err := cli(t, "sync", "status", "--connector", "acme", "--server", server, "--data-dir", dir)
 	if err != nil {
 		t.Fatal(err)
 	}

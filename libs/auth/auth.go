@@ -24,6 +24,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
 
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/telemetry"
 )
 
@@ -285,11 +286,13 @@ func Interceptor(s *Store) connect.Interceptor {
 
 type interceptor struct{ s *Store }
 
+// howToSendKey ends every Unauthenticated refusal: how to give a key.
+const howToSendKey = "send Authorization: Bearer <API key> (the CLI reads ACCESSBUS_API_KEY, or accessbus dev's <data-dir>/admin-api-key)"
+
 func (i *interceptor) authenticate(ctx context.Context, header string) (context.Context, error) {
 	key, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || strings.TrimSpace(key) == "" {
-		return nil, connect.NewError(connect.CodeUnauthenticated,
-			errors.New("no API key: send Authorization: Bearer <key> (the CLI reads ACCESSBUS_API_KEY, or accessbus dev's <data-dir>/admin-api-key)"))
+		return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("no API key: "+howToSendKey))
 	}
 	c, err := i.s.Authenticate(ctx, strings.TrimSpace(key))
 	if errors.Is(err, ErrUnauthenticated) {
@@ -356,4 +359,57 @@ func (c *clientKey) WrapStreamingClient(next connect.StreamingClientFunc) connec
 
 func (c *clientKey) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return next
+}
+
+// ---- what a caller may do with a connector
+
+// Require returns the authenticated caller of a request's context, or an
+// Unauthenticated API error when there is none: a handler mounted without
+// Interceptor refuses every call instead of serving it to anyone.
+func Require(ctx context.Context) (Caller, error) {
+	c, ok := CallerFrom(ctx)
+	if !ok || c.Identity == "" {
+		return Caller{}, connect.NewError(connect.CodeUnauthenticated, errors.New("no authenticated caller: "+howToSendKey))
+	}
+	return c, nil
+}
+
+// MayActOn refuses, with a PermissionDenied API error that names the role
+// needed, a caller who may not act on connector conn (start its sync,
+// confirm its held removals, manage its event hook, submit provisioning
+// requests to it). A Super Administrator may act on every connector; a
+// Connector Administrator on the connectors whose owners hold their
+// identity. Reading needs no role. what names the action, such as
+// "starting a sync".
+func MayActOn(c Caller, conn *eventsv1.Connector, what string) error {
+	if c.Has(SuperAdmin) || (c.Has(ConnectorAdmin) && IsOwner(conn, c.Identity)) {
+		return nil
+	}
+	id := conn.GetId()
+	if !c.Has(ConnectorAdmin) {
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+			"%s on connector %s takes the Super Administrator role, or the Connector Administrator role and being an owner of %s; "+
+				"your identity (%s) holds neither role: a Super Administrator gives it with `accessbus admin roles assign --email <your email> --role connector_admin`",
+			what, id, id, c.Identity))
+	}
+	var emails []string
+	for _, o := range conn.GetOwners() {
+		emails = append(emails, o.GetEmail())
+	}
+	owners := "it has no owners"
+	if len(emails) > 0 {
+		owners = "its owners are " + strings.Join(emails, ", ")
+	}
+	return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+		"%s on connector %s takes being one of its owners or the Super Administrator role; your identity (%s) is a Connector Administrator "+
+			"but not an owner of %s (%s): an owner or a Super Administrator can add you (`accessbus connectors set-owners %s` with every owner's --owner <email>, yours too)",
+		what, id, c.Identity, id, owners, id))
+}
+
+// IsOwner says whether identity is one of conn's owners.
+func IsOwner(conn *eventsv1.Connector, identity string) bool {
+	if identity == "" {
+		return false
+	}
+	return slices.ContainsFunc(conn.GetOwners(), func(o *eventsv1.ConnectorOwner) bool { return o.GetIdentityId() == identity })
 }

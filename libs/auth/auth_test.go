@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/accessbus/accessbus/libs/auth"
+	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/telemetry"
 	"github.com/accessbus/accessbus/libs/testkit"
 )
@@ -113,5 +115,114 @@ func TestInterceptor(t *testing.T) {
 	_, err = call(wrong)
 	if connect.CodeOf(err) != connect.CodeUnauthenticated || strings.Contains(err.Error(), wrong.Reveal()) {
 		t.Fatalf("with an unknown key: %v", err)
+	}
+}
+
+// TestOpenConcurrently: the sync, provisioning and catalog services open
+// the store at the same time on a fresh JetStream (accessbus dev starts
+// them together); every Open succeeds, and a key made through one Store
+// authenticates through the others.
+func TestOpenConcurrently(t *testing.T) {
+	js := testkit.StartNATS(t).JetStream(t)
+	ctx := context.Background()
+	const n = 8
+	stores := make([]*auth.Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = auth.Open(ctx, js, auth.Options{})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+	}
+	key, err := stores[0].NewKey(ctx, "idn-ann", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stores[1].Grant(ctx, "idn-ann", auth.ConnectorAdmin); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range stores {
+		if c, err := s.Authenticate(ctx, key.Reveal()); err != nil || c.Identity != "idn-ann" || !c.Has(auth.ConnectorAdmin) {
+			t.Fatalf("store %d: %+v %v", i, c, err)
+		}
+	}
+	// Opened again later (a restart), the buckets and what they hold stay.
+	again, err := auth.Open(ctx, js, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := again.Authenticate(ctx, key.Reveal()); err != nil || c.Identity != "idn-ann" {
+		t.Fatalf("after reopening: %+v %v", c, err)
+	}
+}
+
+// TestRequire: a context without a caller (a handler mounted without the
+// Interceptor) is refused with Unauthenticated and how to send a key.
+func TestRequire(t *testing.T) {
+	_, err := auth.Require(context.Background())
+	if connect.CodeOf(err) != connect.CodeUnauthenticated || !strings.Contains(err.Error(), "Authorization: Bearer <API key>") ||
+		!strings.Contains(err.Error(), "ACCESSBUS_API_KEY") {
+		t.Fatalf("no caller: %v", err)
+	}
+	if _, err := auth.Require(auth.WithCaller(context.Background(), auth.Caller{})); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Fatalf("a caller without an identity: %v", err)
+	}
+	c, err := auth.Require(auth.WithCaller(context.Background(), auth.Caller{Identity: "idn-ann", Roles: []auth.Role{auth.ConnectorAdmin}}))
+	if err != nil || c.Identity != "idn-ann" || !c.Has(auth.ConnectorAdmin) {
+		t.Fatalf("with a caller: %+v %v", c, err)
+	}
+}
+
+// TestMayActOn: a Super Administrator acts on any connector, a Connector
+// Administrator on those they own; everyone else is refused with
+// PermissionDenied naming the role or the ownership needed.
+func TestMayActOn(t *testing.T) {
+	owned := &eventsv1.Connector{Id: "c1", Owners: []*eventsv1.ConnectorOwner{{IdentityId: "idn-ann", Email: "ann@example.com"}}}
+	orphan := &eventsv1.Connector{Id: "c2"}
+	for _, tc := range []struct {
+		name   string
+		caller auth.Caller
+		conn   *eventsv1.Connector
+		want   []string // empty: allowed
+	}{
+		{"super admin, not an owner", auth.Caller{Identity: "idn-root", Roles: []auth.Role{auth.SuperAdmin}}, owned, nil},
+		{"super admin, no owners", auth.Caller{Identity: "idn-root", Roles: []auth.Role{auth.SuperAdmin}}, orphan, nil},
+		{"connector admin, owner", auth.Caller{Identity: "idn-ann", Roles: []auth.Role{auth.ConnectorAdmin}}, owned, nil},
+		{"connector admin, not an owner", auth.Caller{Identity: "idn-bob", Roles: []auth.Role{auth.ConnectorAdmin}}, owned,
+			[]string{"starting a sync on connector c1", "owners", "ann@example.com", "idn-bob", "set-owners c1"}},
+		{"connector admin, no owners", auth.Caller{Identity: "idn-bob", Roles: []auth.Role{auth.ConnectorAdmin}}, orphan,
+			[]string{"it has no owners", "Super Administrator"}},
+		{"owner without a role", auth.Caller{Identity: "idn-ann"}, owned,
+			[]string{"Super Administrator role, or the Connector Administrator role", "idn-ann", "holds neither", "roles assign"}},
+		{"no role", auth.Caller{Identity: "idn-eve"}, orphan, []string{"Connector Administrator", "holds neither"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := auth.MayActOn(tc.caller, tc.conn, "starting a sync")
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if connect.CodeOf(err) != connect.CodePermissionDenied {
+				t.Fatalf("want PermissionDenied, got %v", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%q does not say %q", err, w)
+				}
+			}
+		})
+	}
+	if auth.IsOwner(owned, "") || auth.IsOwner(nil, "idn-ann") || !auth.IsOwner(owned, "idn-ann") {
+		t.Fatal("IsOwner")
 	}
 }

@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
+
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/lease"
@@ -115,7 +118,13 @@ func Run(ctx context.Context, deps Deps) error {
 	// Shared by every replica of every service through Redis (in memory
 	// without it), so that together they keep each connector's share.
 	leaseStore, rateStore := lease.SharedStore(deps.Redis), ratelimit.SharedStore(deps.Redis)
-	path, h := api.New(api.Deps{Bus: deps.Bus, Ledger: led, Connectors: conns})
+	// The catalog's API keys and roles: every call of the
+	// ProvisioningService is authenticated by its bearer key.
+	keys, err := auth.Open(ctx, js, auth.Options{Replicas: cfg.StreamReplicas})
+	if err != nil {
+		return fmt.Errorf("%s: open the API keys and roles: %w", Name, err)
+	}
+	path, h := api.New(api.Deps{Bus: deps.Bus, Ledger: led, Connectors: conns}, connect.WithInterceptors(auth.Interceptor(keys)))
 	deps.Mux.Handle(path, h)
 	host, _ := os.Hostname()
 	clients := &oktaClients{conns: conns, store: rateStore, share: cfg.RateLimitShare, timeScale: cfg.OktaTimeScale,

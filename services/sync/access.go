@@ -2,6 +2,7 @@ package syncsvc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/accessbus/accessbus/libs/auth"
 
 	"github.com/accessbus/accessbus/services/sync/internal/access"
 	"github.com/accessbus/accessbus/services/sync/internal/state"
@@ -22,6 +25,10 @@ type AccessPublisher interface {
 
 // AccessConfig configures AccessHandler.
 type AccessConfig struct {
+	// Auth authenticates every call by its bearer API key (auth.Interceptor).
+	// Required: the lists are who has what in an Okta org, for callers
+	// with a key only. Any authenticated caller may read them.
+	Auth *auth.Store
 	// Hold holds a connector so that no sync run writes its state or
 	// publishes its events until release is called: the connector's sync
 	// lease. Required; a snapshot is consistent only if every writer of
@@ -50,8 +57,12 @@ var ErrAccessBusy = access.ErrBusy
 
 // AccessHandler returns the AccessService Connect handler (proto
 // accessbus.access.v1) and the path to mount it on, serving the sync state
-// in js. docs/access.md describes the API and the snapshot guarantee.
+// in js, every call authenticated by cfg.Auth. docs/access.md describes the
+// API and the snapshot guarantee.
 func AccessHandler(ctx context.Context, js jetstream.JetStream, cfg AccessConfig, opts ...connect.HandlerOption) (string, http.Handler, error) {
+	if cfg.Auth == nil {
+		return "", nil, errors.New("access service: AccessConfig.Auth is required: every call is authenticated by its API key")
+	}
 	store, err := state.Open(ctx, js, state.Options{Bucket: cfg.StateBucket, Storage: cfg.StateStorage})
 	if err != nil {
 		return "", nil, fmt.Errorf("access service: %w", err)
@@ -64,6 +75,6 @@ func AccessHandler(ctx context.Context, js jetstream.JetStream, cfg AccessConfig
 	if err != nil {
 		return "", nil, err
 	}
-	path, h := svc.Handler(opts...)
+	path, h := svc.Handler(append([]connect.HandlerOption{connect.WithInterceptors(auth.Interceptor(cfg.Auth))}, opts...)...)
 	return path, h, nil
 }

@@ -10,6 +10,9 @@ import (
 	"os"
 	"time"
 
+	"connectrpc.com/connect"
+
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
@@ -113,7 +116,8 @@ func Service(cfg Config) service.Service {
 }
 
 // Run opens the sync state, runs the sync workers and the scheduler, and
-// serves the SyncService until ctx ends.
+// serves the SyncService and the AccessService (every call authenticated
+// by its API key) until ctx ends.
 func Run(ctx context.Context, deps Deps) error {
 	cfg := deps.Config
 	if err := cfg.Validate(); err != nil {
@@ -152,8 +156,15 @@ func Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return err
 	}
+	// The catalog's API keys and roles: every call of the SyncService and
+	// the AccessService is authenticated by its bearer key.
+	keys, err := auth.Open(ctx, js, auth.Options{Replicas: cfg.StreamReplicas})
+	if err != nil {
+		return fmt.Errorf("%s: open the API keys and roles: %w", Name, err)
+	}
 	path, h := api.New(api.Deps{Bus: deps.Bus, Connectors: conns, Runs: rs, Leases: leases,
-		Hooks: hookRegs, Okta: w.OktaClient, HookEventTypes: hooks.HookEventTypes()})
+		Hooks: hookRegs, Okta: w.OktaClient, HookEventTypes: hooks.HookEventTypes()},
+		connect.WithInterceptors(auth.Interceptor(keys)))
 	deps.Mux.Handle(path, h)
 	// Okta's deliveries are stored before they are answered; the intake
 	// turns them into sync requests.
@@ -174,6 +185,7 @@ func Run(ctx context.Context, deps Deps) error {
 		return err
 	}
 	path, h, err = AccessHandler(ctx, js, AccessConfig{
+		Auth:      keys,
 		Hold:      holdFor(leases, cfg.LeaseTTL),
 		Publisher: deps.Bus,
 		Exists: func(ctx context.Context, id string) (bool, error) {

@@ -2,7 +2,8 @@
 // of its clients that live outside this module's internal tree (the
 // accessbus CLI): the API handler over HTTP on an embedded JetStream, and a
 // stand-in for the work-queue consumer that writes the ledger as the
-// consumer does, with outcomes the test decides. It is for tests only.
+// consumer does, with outcomes the test decides. Every call is
+// authenticated by its API key, as in the service. It is for tests only.
 package provisioningtest
 
 import (
@@ -12,15 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	provv1 "github.com/accessbus/accessbus/libs/gen/accessbus/provisioning/v1"
 	"github.com/accessbus/accessbus/libs/subjects"
+	"github.com/accessbus/accessbus/libs/telemetry"
 	"github.com/accessbus/accessbus/libs/testkit"
 
 	"github.com/accessbus/accessbus/services/provisioning/internal/api"
@@ -34,12 +38,35 @@ type Server struct {
 	URL string
 	// JetStream is the embedded server's JetStream, with every stream declared.
 	JetStream jetstream.JetStream
-	ledger    *ledger.Store
+	// AdminKey is the API key of a Super Administrator (identity
+	// AdminIdentity), who may do everything.
+	AdminKey telemetry.Secret
+	ledger   *ledger.Store
+	auth     *auth.Store
+}
+
+// AdminIdentity is the identity of Server.AdminKey.
+const AdminIdentity = "idn-provisioningtest-admin"
+
+// NewKey makes an API key for identity, holding roles.
+func (s *Server) NewKey(tb testing.TB, identity string, roles ...auth.Role) telemetry.Secret {
+	tb.Helper()
+	ctx := context.Background()
+	for _, r := range roles {
+		if err := s.auth.Grant(ctx, identity, r); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	key, err := s.auth.NewKey(ctx, identity, "provisioningtest")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return key
 }
 
 // Start serves the ProvisioningService for the test, with the given
-// connectors (records without a token) created; everything stops when the
-// test ends.
+// connectors (records without a token or owners) created, and a Super
+// Administrator's key in AdminKey; everything stops when the test ends.
 func Start(tb testing.TB, connectorIDs ...string) *Server {
 	tb.Helper()
 	ctx := context.Background()
@@ -64,12 +91,18 @@ func Start(tb testing.TB, connectorIDs ...string) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	path, h := api.New(api.Deps{Bus: b, Ledger: led, Connectors: conns})
+	keys, err := auth.Open(ctx, js, auth.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path, h := api.New(api.Deps{Bus: b, Ledger: led, Connectors: conns}, connect.WithInterceptors(auth.Interceptor(keys)))
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
 	srv := httptest.NewServer(mux)
 	tb.Cleanup(srv.Close)
-	return &Server{URL: srv.URL, JetStream: js, ledger: led}
+	s := &Server{URL: srv.URL, JetStream: js, ledger: led, auth: keys}
+	s.AdminKey = s.NewKey(tb, AdminIdentity, auth.SuperAdmin)
+	return s
 }
 
 // Decide is what the stand-in consumer makes of a request: the result to

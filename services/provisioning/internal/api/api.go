@@ -3,6 +3,11 @@
 // the provisioning service consumes, like any other publisher's request)
 // and answers from the ledger that the consumer keeps. The API never writes
 // the ledger: a record exists once the consumer has taken the request.
+//
+// Every call needs an authenticated caller (auth.Interceptor, mounted by
+// the provisioning service): any caller may read (Get, List); Submit takes
+// an owner of the connector with the Connector Administrator role, or a
+// Super Administrator (auth.MayActOn).
 package api
 
 import (
@@ -17,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
@@ -59,7 +65,8 @@ type Server struct{ d Deps }
 var _ provisioningv1connect.ProvisioningServiceHandler = (*Server)(nil)
 
 // New returns the Connect handler's path and handler, to mount on the
-// service's mux.
+// service's mux with connect.WithInterceptors(auth.Interceptor(store)) in
+// opts: without an authenticated caller every call is refused.
 func New(d Deps, opts ...connect.HandlerOption) (string, http.Handler) {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -67,19 +74,28 @@ func New(d Deps, opts ...connect.HandlerOption) (string, http.Handler) {
 	return provisioningv1connect.NewProvisioningServiceHandler(&Server{d: d}, opts...)
 }
 
-// connector checks the id and that the connector exists.
-func (s *Server) connector(ctx context.Context, id string) error {
+// connector checks the id and that the connector exists, and returns it.
+func (s *Server) connector(ctx context.Context, id string) (*eventsv1.Connector, error) {
 	if err := subjects.ValidateConnectorID(id); err != nil {
-		return connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("connector_id: %w", err))
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("connector_id: %w", err))
 	}
-	_, err := s.d.Connectors.Get(ctx, id)
+	c, err := s.d.Connectors.Get(ctx, id)
 	if errors.Is(err, connectors.ErrNotFound) {
-		return connect.NewError(connect.CodeNotFound, fmt.Errorf("connector %q does not exist: list them with `accessbus connectors list`", id))
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("connector %q does not exist: list them with `accessbus connectors list`", id))
 	}
 	if err != nil {
-		return connect.NewError(connect.CodeUnavailable, err)
+		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
-	return nil
+	return c, nil
+}
+
+// read checks the caller and the connector of a read.
+func (s *Server) read(ctx context.Context, id string) error {
+	if _, err := auth.Require(ctx); err != nil {
+		return err
+	}
+	_, err := s.connector(ctx, id)
+	return err
 }
 
 // invalid is the InvalidArgument error of a request with field errors: its
@@ -126,6 +142,10 @@ func received(req *eventsv1.ProvisioningRequest) *provv1.RequestRecord {
 
 // Submit implements ProvisioningServiceHandler.
 func (s *Server) Submit(ctx context.Context, r *connect.Request[provv1.SubmitRequest]) (*connect.Response[provv1.SubmitResponse], error) {
+	caller, err := auth.Require(ctx)
+	if err != nil {
+		return nil, err
+	}
 	req := &eventsv1.ProvisioningRequest{}
 	if r.Msg.GetRequest() != nil {
 		req = proto.CloneOf(r.Msg.GetRequest())
@@ -146,12 +166,15 @@ func (s *Server) Submit(ctx context.Context, r *connect.Request[provv1.SubmitReq
 	}
 	timeout := DefaultWaitTimeout
 	if r.Msg.GetWait() {
-		var err error
 		if timeout, err = waitTimeout(r.Msg); err != nil {
 			return nil, err
 		}
 	}
-	if err := s.connector(ctx, req.GetConnectorId()); err != nil {
+	conn, err := s.connector(ctx, req.GetConnectorId())
+	if err != nil {
+		return nil, err
+	}
+	if err := auth.MayActOn(caller, conn, "submitting a provisioning request"); err != nil {
 		return nil, err
 	}
 	if req.GetSubmittedAt() == nil {
@@ -208,7 +231,7 @@ func (s *Server) Submit(ctx context.Context, r *connect.Request[provv1.SubmitReq
 
 // Get implements ProvisioningServiceHandler.
 func (s *Server) Get(ctx context.Context, r *connect.Request[provv1.GetRequest]) (*connect.Response[provv1.GetResponse], error) {
-	if err := s.connector(ctx, r.Msg.GetConnectorId()); err != nil {
+	if err := s.read(ctx, r.Msg.GetConnectorId()); err != nil {
 		return nil, err
 	}
 	id := r.Msg.GetRequestId()
@@ -229,7 +252,7 @@ func (s *Server) Get(ctx context.Context, r *connect.Request[provv1.GetRequest])
 
 // List implements ProvisioningServiceHandler.
 func (s *Server) List(ctx context.Context, r *connect.Request[provv1.ListRequest]) (*connect.Response[provv1.ListResponse], error) {
-	if err := s.connector(ctx, r.Msg.GetConnectorId()); err != nil {
+	if err := s.read(ctx, r.Msg.GetConnectorId()); err != nil {
 		return nil, err
 	}
 	limit := int(r.Msg.GetLimit())

@@ -1,11 +1,14 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,11 +20,13 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	provv1 "github.com/accessbus/accessbus/libs/gen/accessbus/provisioning/v1"
 	"github.com/accessbus/accessbus/libs/gen/accessbus/provisioning/v1/provisioningv1connect"
+	"github.com/accessbus/accessbus/libs/telemetry"
 	"github.com/accessbus/accessbus/libs/testkit"
 
 	"github.com/accessbus/accessbus/services/provisioning/internal/api"
@@ -33,11 +38,18 @@ import (
 var now = time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
 
 // env is the ProvisioningService behind a real HTTP server on an embedded
-// JetStream with connector c1. The tests play the work-queue consumer by
-// writing the ledger, as the consumer does: that is where the API ends.
+// JetStream with connector c1 (owned by ann, a Connector Administrator),
+// every call authenticated by its API key. The tests play the work-queue
+// consumer by writing the ledger, as the consumer does: that is where the
+// API ends.
 type env struct {
 	js     jetstream.JetStream
 	ledger *ledger.Store
+	auth   *auth.Store
+	srv    *httptest.Server
+	// logs is the bus's log, at debug level.
+	logs *syncBuffer
+	// client calls as a Super Administrator.
 	client provisioningv1connect.ProvisioningServiceClient
 	// stored holds every request stored on the PROVISIONING stream.
 	stored *testkit.Recorder
@@ -55,7 +67,8 @@ func newEnv(t *testing.T) *env {
 	if _, err := bus.DeclareStreams(ctx, js, bus.Streams(bus.StreamOptions{Storage: jetstream.MemoryStorage})...); err != nil {
 		t.Fatal(err)
 	}
-	b, err := bus.New(js, bus.Options{})
+	logs := &syncBuffer{}
+	b, err := bus.New(js, bus.Options{Logger: telemetry.NewLogger(logs, slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,14 +76,20 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conns.Create(ctx, &eventsv1.Connector{Id: "c1", OktaDomain: "https://c1.okta.com"}); err != nil {
+	if _, err := conns.Create(ctx, &eventsv1.Connector{Id: "c1", OktaDomain: "https://c1.okta.com",
+		Owners: []*eventsv1.ConnectorOwner{{IdentityId: annID, Email: "ann@example.com"}}}); err != nil {
 		t.Fatal(err)
 	}
 	led, err := ledger.Open(ctx, js, ledger.Options{Storage: jetstream.MemoryStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, h := api.New(api.Deps{Bus: b, Ledger: led, Connectors: conns, Now: func() time.Time { return now }})
+	keys, err := auth.Open(ctx, js, auth.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, h := api.New(api.Deps{Bus: b, Ledger: led, Connectors: conns, Now: func() time.Time { return now }},
+		connect.WithInterceptors(auth.Interceptor(keys)))
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
 	srv := httptest.NewServer(mux)
@@ -80,12 +99,55 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{
-		js: js, ledger: led,
-		client: provisioningv1connect.NewProvisioningServiceClient(srv.Client(), srv.URL),
+	e := &env{
+		js: js, ledger: led, auth: keys, srv: srv, logs: logs,
 		stored: testkit.Record(t, js, "PROVISIONING", "provisioning.*.request", true),
 		sent:   sent, nc: nc,
 	}
+	e.client = e.clientWithKey(e.key(t, "idn-root", auth.SuperAdmin))
+	return e
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// annID is the identity of c1's owner.
+const annID = "idn-ann"
+
+// key makes an API key for identity, holding roles.
+func (e *env) key(t *testing.T, identity string, roles ...auth.Role) telemetry.Secret {
+	t.Helper()
+	ctx := context.Background()
+	for _, r := range roles {
+		if err := e.auth.Grant(ctx, identity, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, err := e.auth.NewKey(ctx, identity, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// clientWithKey calls the API with key (none when unset).
+func (e *env) clientWithKey(key telemetry.Secret) provisioningv1connect.ProvisioningServiceClient {
+	return provisioningv1connect.NewProvisioningServiceClient(e.srv.Client(), e.srv.URL, connect.WithInterceptors(auth.ClientKey(key)))
 }
 
 func membership(id string) *eventsv1.ProvisioningRequest {
@@ -95,6 +157,15 @@ func membership(id string) *eventsv1.ProvisioningRequest {
 			GroupMembership: &eventsv1.GroupMembershipTarget{UserId: "00uann", GroupId: "00geng"}}},
 		RequestedBy: "test", Reason: "ticket 1",
 	}
+}
+
+// submitWith submits req, not waiting, with client.
+func (e *env) submitWith(client provisioningv1connect.ProvisioningServiceClient, req *eventsv1.ProvisioningRequest) (*provv1.RequestRecord, error) {
+	resp, err := client.Submit(context.Background(), connect.NewRequest(&provv1.SubmitRequest{Request: req}))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg.GetRecord(), nil
 }
 
 func (e *env) submit(req *eventsv1.ProvisioningRequest, wait bool, timeout time.Duration) (*provv1.RequestRecord, error) {

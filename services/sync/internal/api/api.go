@@ -1,5 +1,11 @@
 // Package api serves the SyncService over Connect: it publishes sync
 // requests for the workers and reads run records and connector records.
+//
+// Every call needs an authenticated caller (auth.Interceptor, mounted by
+// the sync service): any caller may read; acting on a connector (starting
+// a sync, confirming removals, managing its event hook) takes its owner
+// with the Connector Administrator role, or a Super Administrator
+// (auth.MayActOn).
 package api
 
 import (
@@ -11,6 +17,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
@@ -43,13 +50,42 @@ type Server struct{ d Deps }
 
 var _ syncv1connect.SyncServiceHandler = (*Server)(nil)
 
-// New returns the Connect handler's path and handler.
+// New returns the Connect handler's path and handler. Mount it with
+// connect.WithInterceptors(auth.Interceptor(store)) in opts: without an
+// authenticated caller every call is refused.
 func New(d Deps, opts ...connect.HandlerOption) (string, http.Handler) {
 	return syncv1connect.NewSyncServiceHandler(&Server{d: d}, opts...)
 }
 
-// connector checks the id and loads the record.
+// connector checks the caller and the id and loads the record: the
+// start of every read.
 func (s *Server) connector(ctx context.Context, id string) (*eventsv1.Connector, error) {
+	if _, err := auth.Require(ctx); err != nil {
+		return nil, err
+	}
+	return s.load(ctx, id)
+}
+
+// actOn checks the caller and the id, loads the record and refuses a
+// caller who may not act on it (auth.MayActOn): the start of every call
+// that changes something. what names the action.
+func (s *Server) actOn(ctx context.Context, id, what string) (*eventsv1.Connector, auth.Caller, error) {
+	caller, err := auth.Require(ctx)
+	if err != nil {
+		return nil, auth.Caller{}, err
+	}
+	c, err := s.load(ctx, id)
+	if err != nil {
+		return nil, auth.Caller{}, err
+	}
+	if err := auth.MayActOn(caller, c, what); err != nil {
+		return nil, auth.Caller{}, err
+	}
+	return c, caller, nil
+}
+
+// load checks the id and loads the record.
+func (s *Server) load(ctx context.Context, id string) (*eventsv1.Connector, error) {
 	if err := subjects.ValidateConnectorID(id); err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("connector_id: %w", err))
 	}
@@ -77,7 +113,7 @@ func (s *Server) run(ctx context.Context, connector, runID string) (*syncv1.Run,
 
 // TriggerSync implements SyncServiceHandler.
 func (s *Server) TriggerSync(ctx context.Context, req *connect.Request[syncv1.TriggerSyncRequest]) (*connect.Response[syncv1.TriggerSyncResponse], error) {
-	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	c, caller, err := s.actOn(ctx, req.Msg.GetConnectorId(), "starting a sync")
 	if err != nil {
 		return nil, err
 	}
@@ -87,7 +123,7 @@ func (s *Server) TriggerSync(ctx context.Context, req *connect.Request[syncv1.Tr
 	}
 	id, err := worker.Request(ctx, s.d.Bus, &eventsv1.SyncRequest{
 		RequestId: req.Msg.GetRequestId(), ConnectorId: c.GetId(), Mode: eventsv1.SyncMode_SYNC_MODE_FULL,
-		RequestedBy: requester(req.Header()), Reason: req.Msg.GetReason(),
+		RequestedBy: caller.Identity, Reason: req.Msg.GetReason(),
 	})
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, err)
@@ -97,7 +133,7 @@ func (s *Server) TriggerSync(ctx context.Context, req *connect.Request[syncv1.Tr
 
 // ConfirmRemovals implements SyncServiceHandler.
 func (s *Server) ConfirmRemovals(ctx context.Context, req *connect.Request[syncv1.ConfirmRemovalsRequest]) (*connect.Response[syncv1.ConfirmRemovalsResponse], error) {
-	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	c, caller, err := s.actOn(ctx, req.Msg.GetConnectorId(), "confirming held removals")
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +151,7 @@ func (s *Server) ConfirmRemovals(ctx context.Context, req *connect.Request[syncv
 	}
 	id, err := worker.Request(ctx, s.d.Bus, &eventsv1.SyncRequest{
 		RequestId: "confirm-" + run.GetRunId(), ConnectorId: c.GetId(), Mode: eventsv1.SyncMode_SYNC_MODE_FULL,
-		RequestedBy: requester(req.Header()), Reason: reason, ConfirmRemovals: true,
+		RequestedBy: caller.Identity, Reason: reason, ConfirmRemovals: true,
 	})
 	if err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, err)
@@ -181,13 +217,4 @@ func (s *Server) GetCapabilities(ctx context.Context, req *connect.Request[syncv
 		return nil, err
 	}
 	return connect.NewResponse(&syncv1.GetCapabilitiesResponse{Capabilities: c.GetCapabilities()}), nil
-}
-
-// requester names who asked. Until API keys exist (issue 7) it is the
-// caller's own claim, recorded for the run's log only.
-func requester(h http.Header) string {
-	if v := h.Get("Accessbus-Requested-By"); v != "" && len(v) <= 200 {
-		return v
-	}
-	return "api"
 }

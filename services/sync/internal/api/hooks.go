@@ -124,7 +124,7 @@ func oktaError(what string, err error) error {
 
 // RegisterHook implements SyncServiceHandler.
 func (s *Server) RegisterHook(ctx context.Context, req *connect.Request[syncv1.RegisterHookRequest]) (*connect.Response[syncv1.RegisterHookResponse], error) {
-	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	c, _, err := s.actOn(ctx, req.Msg.GetConnectorId(), "registering the event hook")
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +228,7 @@ func (s *Server) GetHook(ctx context.Context, req *connect.Request[syncv1.GetHoo
 
 // UnregisterHook implements SyncServiceHandler.
 func (s *Server) UnregisterHook(ctx context.Context, req *connect.Request[syncv1.UnregisterHookRequest]) (*connect.Response[syncv1.UnregisterHookResponse], error) {
-	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	c, _, err := s.actOn(ctx, req.Msg.GetConnectorId(), "unregistering the event hook")
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +301,7 @@ func checkHookSecret(secret string) error {
 
 // SetHookSecret implements SyncServiceHandler.
 func (s *Server) SetHookSecret(ctx context.Context, req *connect.Request[syncv1.SetHookSecretRequest]) (*connect.Response[syncv1.SetHookSecretResponse], error) {
-	c, err := s.connector(ctx, req.Msg.GetConnectorId())
+	c, _, err := s.actOn(ctx, req.Msg.GetConnectorId(), "setting the event hook secret")
 	if err != nil {
 		return nil, err
 	}

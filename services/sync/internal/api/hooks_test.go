@@ -18,11 +18,13 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	syncv1 "github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1"
 	"github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1/syncv1connect"
+	"github.com/accessbus/accessbus/libs/lease"
 	"github.com/accessbus/accessbus/libs/okta"
 	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/telemetry"
@@ -30,6 +32,7 @@ import (
 
 	"github.com/accessbus/accessbus/services/sync/internal/api"
 	"github.com/accessbus/accessbus/services/sync/internal/hooks"
+	"github.com/accessbus/accessbus/services/sync/internal/runs"
 )
 
 // consoleSecret is what an administrator typed in the Okta Admin Console.
@@ -56,10 +59,16 @@ func (s *syncBuffer) String() string {
 // env is the SyncService and the hook receiver behind one real HTTP server,
 // on an embedded JetStream, with connectors c1 and c2 (no API token: a hook
 // managed in the Okta Admin Console needs none, and Okta is never called).
+// Every call of the SyncService is authenticated by its API key.
 type env struct {
-	store  *connectors.Store
-	hooks  jetstream.KeyValue
-	srv    *httptest.Server
+	store *connectors.Store
+	hooks jetstream.KeyValue
+	srv   *httptest.Server
+	// auth holds the API keys; every call of the SyncService needs one.
+	auth *auth.Store
+	runs *runs.Store
+	js   jetstream.JetStream
+	// client calls as a Super Administrator.
 	client syncv1connect.SyncServiceClient
 	logs   *syncBuffer
 }
@@ -106,17 +115,49 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.wrapHooks != nil {
 		apiKV = o.wrapHooks(kv)
 	}
+	keys, err := auth.Open(ctx, js, auth.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := runs.Open(ctx, js, runs.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
 	path, h := api.New(api.Deps{Bus: b, Connectors: store, Hooks: apiKV, HookEventTypes: hooks.HookEventTypes(),
+		Runs: rs, Leases: lease.New(lease.NewMemory(), "api", log),
 		Okta: func(context.Context, *eventsv1.Connector) (*okta.Client, error) {
 			t.Error("Okta was called for a hook managed in the Okta Admin Console")
 			return nil, errors.New("no Okta in this test")
-		}})
+		}}, connect.WithInterceptors(auth.Interceptor(keys)))
 	mux := http.NewServeMux()
 	mux.Handle(path, h)
 	mux.Handle(hooks.PathPrefix, hooks.NewReceiver(b, store, hooks.ReceiverOptions{Logger: log}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{store: store, hooks: kv, srv: srv, client: syncv1connect.NewSyncServiceClient(srv.Client(), srv.URL), logs: logs}
+	e := &env{store: store, hooks: kv, srv: srv, auth: keys, runs: rs, js: js, logs: logs}
+	e.client = e.clientWithKey(e.key(t, "idn-root", auth.SuperAdmin))
+	return e
+}
+
+// key makes an API key for identity, holding roles.
+func (e *env) key(t *testing.T, identity string, roles ...auth.Role) telemetry.Secret {
+	t.Helper()
+	ctx := context.Background()
+	for _, r := range roles {
+		if err := e.auth.Grant(ctx, identity, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, err := e.auth.NewKey(ctx, identity, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// clientWithKey calls the SyncService with key (none when unset).
+func (e *env) clientWithKey(key telemetry.Secret) syncv1connect.SyncServiceClient {
+	return syncv1connect.NewSyncServiceClient(e.srv.Client(), e.srv.URL, connect.WithInterceptors(auth.ClientKey(key)))
 }
 
 func (e *env) setSecret(connector, secret string) (*syncv1.SetHookSecretResponse, error) {

@@ -11,11 +11,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	syncv1 "github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1"
 	"github.com/accessbus/accessbus/libs/gen/accessbus/sync/v1/syncv1connect"
 	"github.com/accessbus/accessbus/libs/lease"
 	"github.com/accessbus/accessbus/libs/oktasim"
+	"github.com/accessbus/accessbus/libs/telemetry"
 
 	"github.com/accessbus/accessbus/services/sync/internal/api"
 	"github.com/accessbus/accessbus/services/sync/internal/worker"
@@ -76,9 +78,9 @@ func TestHeldRemovalsReleasedThroughTheAPI(t *testing.T) {
 		}
 	}
 
-	srv := httptest.NewServer(apiHandler(e))
+	srv := httptest.NewServer(apiHandler(t, e))
 	defer srv.Close()
-	client := syncv1connect.NewSyncServiceClient(srv.Client(), srv.URL)
+	client := syncv1connect.NewSyncServiceClient(srv.Client(), srv.URL, connect.WithInterceptors(auth.ClientKey(superAdminKey(t, e))))
 	resp, err := client.ConfirmRemovals(ctx, connect.NewRequest(&syncv1.ConfirmRemovalsRequest{ConnectorId: "c1"}))
 	if err != nil {
 		t.Fatal(err)
@@ -107,9 +109,36 @@ func TestHeldRemovalsReleasedThroughTheAPI(t *testing.T) {
 	}
 }
 
-// apiHandler serves the SyncService on the test's stores.
-func apiHandler(e *env) http.Handler {
+// apiHandler serves the SyncService on the test's stores, every call
+// authenticated by its API key.
+func apiHandler(t *testing.T, e *env) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(api.New(api.Deps{Bus: e.bus, Connectors: e.conns, Runs: e.runs, Leases: lease.New(e.leases, "api", nil)}))
+	mux.Handle(api.New(api.Deps{Bus: e.bus, Connectors: e.conns, Runs: e.runs, Leases: lease.New(e.leases, "api", nil)},
+		connect.WithInterceptors(auth.Interceptor(authStore(t, e)))))
 	return mux
+}
+
+// authStore opens the API keys and roles on the test's JetStream.
+func authStore(t *testing.T, e *env) *auth.Store {
+	t.Helper()
+	s, err := auth.Open(context.Background(), e.js, auth.Options{Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// superAdminKey makes an API key of a Super Administrator.
+func superAdminKey(t *testing.T, e *env) telemetry.Secret {
+	t.Helper()
+	ctx := context.Background()
+	s := authStore(t, e)
+	if err := s.Grant(ctx, "idn-test-admin", auth.SuperAdmin); err != nil {
+		t.Fatal(err)
+	}
+	key, err := s.NewKey(ctx, "idn-test-admin", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
