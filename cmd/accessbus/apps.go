@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -26,9 +27,11 @@ func newAppsCmd() *cobra.Command {
 
 Every app of a synced Okta org is an application of the catalog, unmanaged until a
 connector is added to it (accessbus connectors add --app ID) or it is marked
-managed; "SCIM" marks the ones Okta provisions (a PUSH_* or SCIM provisioning feature).`,
+managed; "SCIM" marks the ones Okta provisions (a PUSH_* or SCIM provisioning feature).
+USERS counts the users assigned to a discovered application, directly or through
+a group, and GROUPS its assigned groups, as the connector's sync last saw them.`,
 	}
-	cmd.AddCommand(newAppsListCmd(), newAppsCreateCmd(), newAppsManageCmd())
+	cmd.AddCommand(newAppsListCmd(), newAppsGetCmd(), newAppsCreateCmd(), newAppsManageCmd())
 	return cmd
 }
 
@@ -55,10 +58,11 @@ func newAppsListCmd() *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tMANAGED\tSCIM\tSIGN-ON\tSTATUS\tSOURCE\tFEATURES")
+			fmt.Fprintln(tw, "ID\tNAME\tMANAGED\tSCIM\tSIGN-ON\tSTATUS\tUSERS\tGROUPS\tSOURCE\tFEATURES")
 			for _, a := range resp.Msg.GetApplications() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.GetId(), a.GetName(), yesNo(a.GetManaged()), yesNo(a.GetScimProvisioned()),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.GetId(), a.GetName(), yesNo(a.GetManaged()), yesNo(a.GetScimProvisioned()),
 					orDash(lowerName(a.GetSignOnMode().String(), "SIGN_ON_MODE_")), orDash(lowerName(a.GetStatus().String(), "STATUS_")),
+					assignmentCount(a, a.GetUserAssignmentCount()), assignmentCount(a, a.GetGroupAssignmentCount()),
 					appSource(a), orDash(strings.Join(a.GetFeatures(), ",")))
 			}
 			return tw.Flush()
@@ -70,6 +74,50 @@ func newAppsListCmd() *cobra.Command {
 	f.BoolVar(&r.Unmanaged, "unmanaged", false, "only unmanaged (discovered, not yet managed) applications")
 	f.BoolVar(&r.ScimProvisioned, "scim", false, "only applications Okta provisions over SCIM")
 	cmd.MarkFlagsMutuallyExclusive("managed", "unmanaged")
+	return cmd
+}
+
+// assignmentCount shows one of an application's assignment counts: "-"
+// for an application created by hand, which no Okta app assigns.
+func assignmentCount(a *eventsv1.Application, n int64) string {
+	if a.GetSourceConnectorId() == "" {
+		return "-"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func newAppsGetCmd() *cobra.Command {
+	o := apiOptions{}
+	cmd := &cobra.Command{
+		Use:   "get APP_ID",
+		Short: "Show an application: where it comes from, its sign-on, provisioning features and assignment counts",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			resp, err := o.appsClient().GetApplication(cmd.Context(), connect.NewRequest(&catalogv1.GetApplicationRequest{ApplicationId: args[0]}))
+			if err != nil {
+				return callError("application "+args[0], o.server, err)
+			}
+			out := cmd.OutOrStdout()
+			if o.json {
+				return writeJSONLine(out, resp.Msg.GetApplication())
+			}
+			a := resp.Msg.GetApplication()
+			fmt.Fprintf(out, "application   %s\n", a.GetId())
+			fmt.Fprintf(out, "name          %s\n", a.GetName())
+			fmt.Fprintf(out, "managed       %s\n", yesNo(a.GetManaged()))
+			fmt.Fprintf(out, "source        %s\n", appSource(a))
+			if a.GetSourceConnectorId() == "" {
+				return nil // created by hand: nothing from Okta to show
+			}
+			fmt.Fprintf(out, "okta status   %s\n", orDash(lowerName(a.GetStatus().String(), "STATUS_")))
+			fmt.Fprintf(out, "sign-on       %s\n", orDash(lowerName(a.GetSignOnMode().String(), "SIGN_ON_MODE_")))
+			fmt.Fprintf(out, "scim          %s\n", yesNo(a.GetScimProvisioned()))
+			fmt.Fprintf(out, "features      %s\n", orWord(strings.Join(a.GetFeatures(), ", "), "none"))
+			fmt.Fprintf(out, "assigned      %d users (directly or through groups), %d groups\n", a.GetUserAssignmentCount(), a.GetGroupAssignmentCount())
+			return nil
+		},
+	}
+	o.flags(cmd)
 	return cmd
 }
 

@@ -6,8 +6,10 @@ import (
 )
 
 // TestAppsCLI: a Connector Administrator creates a managed application and
-// adds a connector to it by id; the filters list it; a person without the
-// role cannot create one; --managed and --unmanaged exclude each other.
+// adds a connector to it by id; the filters list it and get shows it; a
+// person without the role cannot create one; --managed and --unmanaged
+// exclude each other. (The discovered applications, their features and
+// assignment counts are in TestStory.)
 func TestAppsCLI(t *testing.T) {
 	d := startCatalogDev(t)
 	d.must(t, "", "admin", "roles", "assign", "--email", "ann@example.com", "--role", "connector_admin")
@@ -32,6 +34,11 @@ func TestAppsCLI(t *testing.T) {
 		t.Fatalf("list --scim:\n%s", out)
 	}
 	d.refused(t, carl, "", []string{"apps", "list", "--managed", "--unmanaged"}, "managed", "unmanaged")
+	out = d.must(t, carl, "apps", "get", id)
+	if !strings.Contains(out, "name          Payroll") || !strings.Contains(out, "source        created") || strings.Contains(out, "assigned") {
+		t.Fatalf("get:\n%s", out)
+	}
+	d.refused(t, carl, "", []string{"apps", "get", "app-nope"}, "not_found", "accessbus apps list")
 	out = d.must(t, ann, "apps", "manage", id)
 	if !strings.Contains(out, "is managed") {
 		t.Fatalf("manage:\n%s", out)
@@ -48,7 +55,8 @@ func TestAppsCLI(t *testing.T) {
 		t.Fatalf("set-owners:\n%s", out)
 	}
 	out = d.must(t, ann, "connectors", "list", "--json")
-	if !strings.Contains(out, `"id":"payroll-okta"`) || strings.Contains(out, "okta-domain-not-set") {
+	// No domain is set, and none is shown (the JSON leaves out empty fields).
+	if !strings.Contains(out, `"id":"payroll-okta"`) || strings.Contains(out, "oktaDomain") || !strings.Contains(out, "the Okta domain and API token are not set") {
 		t.Fatalf("list --json:\n%s", out)
 	}
 }

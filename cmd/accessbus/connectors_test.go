@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,8 +10,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/accessbus/accessbus/libs/connectors"
 	"github.com/accessbus/accessbus/libs/oktasim"
+	"github.com/accessbus/accessbus/libs/secrets"
 	"github.com/accessbus/accessbus/libs/subjects"
+	"github.com/accessbus/accessbus/libs/telemetry"
 )
 
 // TestConnectorSetupThroughTheCLI plays the administrator's setup of
@@ -181,5 +185,60 @@ func assertNoSecretOnTheBus(t *testing.T, natsURL string, secrets ...string) {
 	}
 	if total == 0 {
 		t.Fatal("no messages on the bus to search")
+	}
+}
+
+// TestSyncOfAConnectorWithoutDomain: a connector whose token is stored
+// before its Okta domain (the API refuses that; the store alone does not)
+// is synced and the run fails saying the domain is not set and how to set
+// it; the connector shows that reason, and no stand-in domain anywhere.
+func TestSyncOfAConnectorWithoutDomain(t *testing.T) {
+	d := startCatalogDev(t)
+	out := d.must(t, "", "connectors", "add", "--app-new", "Half Done", "--id", "half")
+	if !strings.Contains(out, "the Okta domain and API token are not set") || !strings.Contains(out, "set-settings half --domain") {
+		t.Fatalf("add:\n%s", out)
+	}
+	ctx := context.Background()
+	key, err := secrets.LoadOrCreateKeyFile(filepath.Join(d.dir, secretsKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(d.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := connectors.Open(ctx, js, connectors.Options{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.SetToken(ctx, "half", telemetry.NewSecret("00tokenWithoutAnyDomain000000000000000000")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out = d.must(t, "", "connectors", "get", "half")
+		if strings.Contains(out, "status        error") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sync did not fail the connector in 60s:\n%s", out)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	for _, want := range []string{"okta domain   not set", "the Okta domain is not set", "accessbus connectors set-settings", "--domain"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("get lacks %q:\n%s", want, out)
+		}
+	}
+	if logs, err := d.run(t, "", "", "connectors", "logs", "half"); err != nil || !strings.Contains(logs, "failed (bad_domain)") || !strings.Contains(logs, "the Okta domain is not set") {
+		t.Fatalf("logs: %v\n%s", err, logs)
+	}
+	if strings.Contains(d.logs.String(), ".invalid") {
+		t.Fatal("a stand-in domain appears in dev's log")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/oktasim"
@@ -19,6 +21,7 @@ import (
 	"github.com/accessbus/accessbus/libs/service"
 	"github.com/accessbus/accessbus/libs/subjects"
 	"github.com/accessbus/accessbus/libs/telemetry"
+	"github.com/accessbus/accessbus/services/catalog"
 )
 
 // demoConnector is the connector `accessbus dev --demo` creates.
@@ -29,8 +32,10 @@ var errOnceDone = errors.New("--once: the demo sync is done")
 
 // ensureDemoConnector creates (or, on a restart, points at the new
 // simulator) the demo connector with the simulator's Super Administrator
-// token. Until the catalog's API exists (issue 7), dev writes the record
-// itself, as ARCHITECTURE.md says.
+// token, owned by the first Super Administrator. dev writes the record
+// itself rather than through the catalog's API: the demo connector syncs
+// inactive apps too, an option the API does not offer, and its token is
+// known good.
 func ensureDemoConnector(ctx context.Context, deps service.Deps, key secrets.Key, sim *oktasim.Running) error {
 	// The simulator serves this connector alone: it may use every request of
 	// each bucket instead of the default half.
@@ -41,15 +46,25 @@ func ensureDemoConnector(ctx context.Context, deps service.Deps, key secrets.Key
 // ensureConnector creates connector id for domain with token and opts, or
 // brings an existing one to this domain and token (keeping its options); a
 // changed token gets a new secret version, which makes the connector due.
+// The first Super Administrator owns it, so that `accessbus connectors
+// list --mine` with the key dev keeps in its data dir shows it.
 func ensureConnector(ctx context.Context, deps service.Deps, key secrets.Key, id, domain string, token telemetry.Secret, opts *eventsv1.ConnectorOptions, by string) error {
 	store, err := connectors.Open(ctx, deps.Bus.JetStream(), connectors.Options{Key: key})
 	if err != nil {
 		return err
 	}
+	owner, err := devOwner(ctx, deps)
+	if err != nil {
+		return err
+	}
+	var owners []*eventsv1.ConnectorOwner
+	if owner != nil {
+		owners = append(owners, owner)
+	}
 	_, err = store.Get(ctx, id)
 	switch {
 	case errors.Is(err, connectors.ErrNotFound):
-		_, err = store.Create(ctx, &eventsv1.Connector{Id: id, OktaDomain: domain, CreatedBy: by, Options: opts})
+		_, err = store.Create(ctx, &eventsv1.Connector{Id: id, OktaDomain: domain, CreatedBy: by, Options: opts, Owners: owners})
 		if err != nil && !errors.Is(err, connectors.ErrExists) {
 			return err
 		}
@@ -58,6 +73,9 @@ func ensureConnector(ctx context.Context, deps service.Deps, key secrets.Key, id
 	default:
 		if _, err := store.Update(ctx, id, func(c *eventsv1.Connector) error {
 			c.OktaDomain = domain
+			if owner != nil && !slices.ContainsFunc(c.GetOwners(), func(o *eventsv1.ConnectorOwner) bool { return o.GetIdentityId() == owner.GetIdentityId() }) {
+				c.Owners = append(c.Owners, owner)
+			}
 			return nil
 		}); err != nil {
 			return err
@@ -72,6 +90,36 @@ func ensureConnector(ctx context.Context, deps service.Deps, key secrets.Key, id
 	}
 	_, err = store.SetToken(ctx, id, token)
 	return err
+}
+
+// devOwner is the owner of the connectors dev creates: the first Super
+// Administrator (the catalog's ACCESSBUS_ADMIN_EMAIL, by default
+// admin@accessbus.local), whose API key dev keeps in its data dir. nil when
+// that identity holds no platform role (another installation's data, a
+// changed ACCESSBUS_ADMIN_EMAIL): a connector owner must hold one.
+func devOwner(ctx context.Context, deps service.Deps) (*eventsv1.ConnectorOwner, error) {
+	cfg, err := catalog.ConfigFromEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	email := strings.ToLower(strings.TrimSpace(cfg.AdminEmail))
+	if email == "" {
+		email = catalog.DefaultAdminEmail
+	}
+	id := catalog.IdentityID(email)
+	keys, err := auth.Open(ctx, deps.Bus.JetStream(), auth.Options{})
+	if err != nil {
+		return nil, err
+	}
+	roles, err := keys.Roles(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("read the roles of %s: %w", email, err)
+	}
+	if !(auth.Caller{Roles: roles}).Has(auth.SuperAdmin, auth.ConnectorAdmin) {
+		deps.Logger.Warn("the dev connectors get no owner: the administrator holds no platform role", "email", email)
+		return nil, nil
+	}
+	return &eventsv1.ConnectorOwner{IdentityId: id, Email: email}, nil
 }
 
 // waitFirstDemoSync asks for a full sync of the demo connector, waits for

@@ -123,19 +123,26 @@ func TestDevRefusesBadFlags(t *testing.T) {
 	}
 }
 
+// TestDevDemoServesTheSimulatorOrg: dev --demo serves the simulator's org,
+// says where, and its demo connector belongs to the first Super
+// Administrator, so the key dev keeps in its data dir lists it as "mine".
 func TestDevDemoServesTheSimulatorOrg(t *testing.T) {
+	t.Setenv(envAPIKey, "")
+	t.Setenv("ACCESSBUS_ADMIN_API_KEY_FILE", "")
+	t.Setenv("ACCESSBUS_ADMIN_EMAIL", "")
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ready := make(chan struct{}, 1)
+	ready := make(chan string, 1)
 	errCh := make(chan error, 1)
 	var out syncBuffer
 	go func() {
 		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second, demo: true},
-			&out, io.Discard, func(string, string) { ready <- struct{}{} })
+			&out, io.Discard, func(httpAddr, _ string) { ready <- httpAddr })
 	}()
+	var httpAddr string
 	select {
-	case <-ready:
+	case httpAddr = <-ready:
 	case err := <-errCh:
 		t.Fatalf("dev --demo stopped: %v", err)
 	case <-time.After(60 * time.Second):
@@ -161,6 +168,32 @@ func TestDevDemoServesTheSimulatorOrg(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("demo org answered %d", resp.StatusCode)
+	}
+	cli := func(args ...string) string {
+		t.Helper()
+		var b bytes.Buffer
+		root := newRootCmd(&b, &b)
+		root.SetArgs(append(args, "--server", "http://"+httpAddr, "--data-dir", dir))
+		if err := root.ExecuteContext(ctx); err != nil {
+			t.Fatalf("accessbus %s: %v\n%s", strings.Join(args, " "), err, b.String())
+		}
+		return b.String()
+	}
+	if mine := cli("connectors", "list", "--mine"); !strings.Contains(mine, "demo ") || !strings.Contains(mine, "admin@accessbus.local") {
+		t.Fatalf("connectors list --mine with dev's key:\n%s", mine)
+	}
+	if who := cli("admin", "whoami"); !strings.Contains(who, "admin@accessbus.local") || !strings.Contains(who, "super_admin") {
+		t.Fatalf("whoami: %s", who)
+	}
+	// The demo connects, as the README says a person will see. (It also
+	// lets dev stop cleanly: a stop waits for a running sync.)
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if out := cli("connectors", "list", "--mine", "--status", "connected"); strings.Contains(out, "demo ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo connector is not connected in 90s:\n%s", cli("connectors", "get", "demo"))
+		}
 	}
 	cancel()
 	if err := <-errCh; err != nil {

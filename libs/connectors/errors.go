@@ -22,6 +22,10 @@ var (
 	// ErrInvalidDomain is returned by OrgURL (wrapped with ErrInvalid by the
 	// Store) for an Okta domain it refuses; the error says what to fix.
 	ErrInvalidDomain = errors.New("invalid Okta domain")
+	// ErrNoDomain is returned by OrgURL (along with ErrInvalidDomain) for
+	// a connector without an Okta domain: it was added before its
+	// settings, and an owner has not set them yet.
+	ErrNoDomain = errors.New("the Okta domain is not set")
 	// ErrConflict is returned when a record kept changing under an update
 	// through every retry.
 	ErrConflict = errors.New("connector record kept changing; try again")

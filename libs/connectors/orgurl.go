@@ -16,13 +16,15 @@ import (
 // user info, an admin host ("acme-admin.okta.com"), spaces, and http://,
 // except http:// to a loopback host with a port (127.0.0.1, localhost,
 // [::1]), which the Okta simulator and tests use; that URL is returned as
-// "http://host:port". Every refusal wraps ErrInvalidDomain and says what to fix.
+// "http://host:port". Every refusal wraps ErrInvalidDomain and says what to
+// fix; an empty domain (a connector whose owner has not set it yet) also
+// wraps ErrNoDomain.
 func OrgURL(domain string) (string, error) {
 	bad := func(format string, args ...any) (string, error) {
 		return "", fmt.Errorf("%w %q: %s", ErrInvalidDomain, domain, fmt.Sprintf(format, args...))
 	}
 	if domain == "" {
-		return bad("it is empty: set the org's domain, such as acme.okta.com")
+		return "", errNoDomain{}
 	}
 	if strings.ContainsAny(domain, " \t\r\n") {
 		return bad("it has spaces: remove them, for example acme.okta.com")
@@ -75,6 +77,16 @@ func OrgURL(domain string) (string, error) {
 	}
 	return "https://" + host, nil
 }
+
+// errNoDomain is OrgURL's refusal of an empty domain: the connector was
+// added without one, and an owner has not set it yet.
+type errNoDomain struct{}
+
+func (errNoDomain) Error() string {
+	return ErrNoDomain.Error() + ": an owner sets it with `accessbus connectors set-settings <connector> --domain acme.okta.com`"
+}
+
+func (errNoDomain) Is(target error) bool { return target == ErrNoDomain || target == ErrInvalidDomain }
 
 func isLoopback(host string) bool {
 	if host == "localhost" {

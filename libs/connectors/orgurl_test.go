@@ -30,7 +30,7 @@ func TestOrgURL(t *testing.T) {
 		}
 	}
 	bad := map[string]string{ // input: a word the error must hold to say what to fix
-		"":                                   "empty",
+		"":                                   "the Okta domain is not set",
 		"acme.okta.com/api/v1":               "path",
 		"https://acme.okta.com/oauth2":       "path",
 		"acme.okta.com?x=1":                  "query",

@@ -106,10 +106,12 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 func (s *Store) HasKey() bool { return !s.key.IsZero() }
 
 // Create stores a new connector. The id must pass
-// subjects.ValidateConnectorID and okta_domain must pass OrgURL (it is
-// stored normalized). The token fields are cleared (set a token with
-// SetToken), the status is NOT_CONNECTED, created_at and updated_at are now,
-// and the returned record carries its revision. An existing id gives ErrExists.
+// subjects.ValidateConnectorID; okta_domain is either empty (an owner sets
+// it later, with the token) or must pass OrgURL (it is stored normalized).
+// The token fields are cleared (set a token with SetToken), the status is
+// NOT_CONNECTED with a reason that says which settings are missing,
+// created_at and updated_at are now, and the returned record carries its
+// revision. An existing id gives ErrExists.
 func (s *Store) Create(ctx context.Context, c *eventsv1.Connector) (*eventsv1.Connector, error) {
 	if c == nil {
 		return nil, fmt.Errorf("create connector: %w: nil record", ErrInvalid)
@@ -119,15 +121,17 @@ func (s *Store) Create(ctx context.Context, c *eventsv1.Connector) (*eventsv1.Co
 		return nil, fmt.Errorf("create connector: %w: %w", ErrInvalid, err)
 	}
 	rec := proto.CloneOf(c)
-	domain, err := normalizeDomain(rec.GetOktaDomain())
-	if err != nil {
-		return nil, fmt.Errorf("create connector %s: %w: %w", id, ErrInvalid, err)
+	if rec.GetOktaDomain() != "" {
+		domain, err := normalizeDomain(rec.GetOktaDomain())
+		if err != nil {
+			return nil, fmt.Errorf("create connector %s: %w: %w", id, ErrInvalid, err)
+		}
+		rec.OktaDomain = domain
 	}
-	rec.OktaDomain = domain
 	rec.TokenSet = false
 	rec.SecretVersion = 0
 	rec.Status = eventsv1.ConnectorStatus_CONNECTOR_STATUS_NOT_CONNECTED
-	rec.StatusReason = reasonNoToken
+	rec.StatusReason = setupReason(rec)
 	rec.Capabilities = nil
 	now := timestamppb.New(s.now())
 	rec.CreatedAt, rec.UpdatedAt = now, now
@@ -147,8 +151,51 @@ func (s *Store) Create(ctx context.Context, c *eventsv1.Connector) (*eventsv1.Co
 	return rec, nil
 }
 
-// reasonNoToken is the status_reason of a connector without a token.
-const reasonNoToken = "no API token is set: set one for the connector"
+// setupReason is the status_reason of a NOT_CONNECTED connector that
+// lacks its Okta domain or its token (or whose token no sync has tried
+// yet): what is missing, and the command that sets it.
+func setupReason(c *eventsv1.Connector) string {
+	cmd := "`accessbus connectors set-settings " + c.GetId()
+	switch {
+	case c.GetOktaDomain() == "" && !c.GetTokenSet():
+		return "the Okta domain and API token are not set: an owner sets them with " + cmd + " --domain acme.okta.com --token-stdin`"
+	case c.GetOktaDomain() == "":
+		return "the Okta domain is not set: an owner sets it with " + cmd + " --domain acme.okta.com`"
+	case !c.GetTokenSet():
+		return "no API token is set: an owner sets one with " + cmd + " --token-stdin`"
+	}
+	return reasonTokenUnchecked
+}
+
+// isSetupReason says whether reason is one that setupReason gives for a
+// connector with c's id (or the one stores before it gave), which the
+// store keeps current as the domain and the token are set.
+func isSetupReason(c *eventsv1.Connector, reason string) bool {
+	if reason == legacyReasonNoToken {
+		return true
+	}
+	id := c.GetId()
+	for _, probe := range []*eventsv1.Connector{
+		{Id: id}, {Id: id, TokenSet: true}, {Id: id, OktaDomain: "set"}, {Id: id, OktaDomain: "set", TokenSet: true},
+	} {
+		if setupReason(probe) == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// legacyReasonNoToken is the status_reason earlier stores gave a
+// connector without a token.
+const legacyReasonNoToken = "no API token is set: set one for the connector"
+
+// refreshSetupReason brings the status_reason of a NOT_CONNECTED connector
+// up to date with its settings, unless someone gave it another reason.
+func refreshSetupReason(c *eventsv1.Connector) {
+	if c.GetStatus() == eventsv1.ConnectorStatus_CONNECTOR_STATUS_NOT_CONNECTED && isSetupReason(c, c.GetStatusReason()) {
+		c.StatusReason = setupReason(c)
+	}
+}
 
 // Get returns the connector's record, with revision set to its KV revision;
 // ErrNotFound when there is none.
@@ -176,10 +223,19 @@ func (s *Store) get(ctx context.Context, id string) (*eventsv1.Connector, uint64
 	return rec, e.Revision(), nil
 }
 
+// legacyNoDomain is what the catalog stored as the Okta domain of a
+// connector added before its settings, while Create refused a record
+// without one. A record that still holds it is read as having no domain,
+// so that no reader shows or calls it.
+const legacyNoDomain = "okta-domain-not-set.invalid"
+
 func decodeRecord(e jetstream.KeyValueEntry) (*eventsv1.Connector, error) {
 	rec := &eventsv1.Connector{}
 	if err := proto.Unmarshal(e.Value(), rec); err != nil {
 		return nil, fmt.Errorf("decode connector %s (revision %d): %w", e.Key(), e.Revision(), err)
+	}
+	if rec.GetOktaDomain() == legacyNoDomain {
+		rec.OktaDomain = ""
 	}
 	// The stored bytes cannot know the revision they are written at.
 	rec.Revision = e.Revision()
@@ -237,6 +293,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*eventsv1.Connect
 			}
 			c.OktaDomain = d
 		}
+		refreshSetupReason(c)
 		return nil
 	})
 	if err != nil {

@@ -119,7 +119,6 @@ func TestCreateGetList(t *testing.T) {
 		{Id: "a.b", OktaDomain: "acme.okta.com"},
 		{Id: "", OktaDomain: "acme.okta.com"},
 		{Id: "x", OktaDomain: "acme-admin.okta.com"},
-		{Id: "x", OktaDomain: ""},
 	} {
 		_, err := e.store.Create(ctx, bad)
 		if !errors.Is(err, connectors.ErrInvalid) {

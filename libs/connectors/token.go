@@ -61,9 +61,7 @@ func (s *Store) SetToken(ctx context.Context, id string, token telemetry.Secret)
 		if c.GetSecretVersion() < version {
 			c.TokenSet = true
 			c.SecretVersion = version
-			if c.GetStatus() == eventsv1.ConnectorStatus_CONNECTOR_STATUS_NOT_CONNECTED && c.GetStatusReason() == reasonNoToken {
-				c.StatusReason = reasonTokenUnchecked
-			}
+			refreshSetupReason(c)
 		}
 		return nil
 	})

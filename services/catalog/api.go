@@ -156,30 +156,6 @@ func internal(what string, err error) error {
 
 // ---- connectors
 
-// connectorNotSetDomain stands in for the Okta domain of a connector added
-// before its settings, while the connector store refuses a record without
-// one. It is never shown: present() clears it, and no token can be set
-// without a real domain.
-const connectorNotSetDomain = "okta-domain-not-set.invalid"
-
-// domainOf returns a connector's Okta domain, "" when none is set.
-func domainOf(c *eventsv1.Connector) string {
-	if c.GetOktaDomain() == connectorNotSetDomain {
-		return ""
-	}
-	return c.GetOktaDomain()
-}
-
-// present returns the connector as the API and the events show it.
-func present(c *eventsv1.Connector) *eventsv1.Connector {
-	if c == nil || c.GetOktaDomain() != connectorNotSetDomain {
-		return c
-	}
-	c = proto.CloneOf(c)
-	c.OktaDomain = ""
-	return c
-}
-
 // connector validates id and loads the record.
 func (a *API) connector(ctx context.Context, id string) (*eventsv1.Connector, error) {
 	if err := subjects.ValidateConnectorID(id); err != nil {

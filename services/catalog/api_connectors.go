@@ -123,7 +123,8 @@ func (a *API) AddConnector(ctx context.Context, req *connect.Request[catalogv1.A
 		return nil, internal("store the application", err)
 	}
 
-	rec, err := a.createConnector(ctx, &eventsv1.Connector{Id: id, ApplicationId: app.GetId(), Owners: owners, CreatedBy: c.Identity})
+	// No Okta domain yet: an owner sets it with the token (SetSettings).
+	rec, err := a.d.Connectors.Create(ctx, &eventsv1.Connector{Id: id, ApplicationId: app.GetId(), Owners: owners, CreatedBy: c.Identity})
 	if errors.Is(err, connectors.ErrExists) {
 		return nil, connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("connector %q exists: choose another id (--id)", id))
 	}
@@ -133,29 +134,15 @@ func (a *API) AddConnector(ctx context.Context, req *connect.Request[catalogv1.A
 	if err != nil {
 		return nil, internal("create connector "+id, err)
 	}
-	shown := present(rec)
-	if err := a.publishConnector(ctx, subjects.CatalogConnectorCreated, subjects.VerbCreated, rec, &eventsv1.ConnectorCreated{Connector: shown}); err != nil {
+	if err := a.publishConnector(ctx, subjects.CatalogConnectorCreated, subjects.VerbCreated, rec, &eventsv1.ConnectorCreated{Connector: rec}); err != nil {
 		return nil, err
 	}
 	if err := a.publishConnector(ctx, subjects.CatalogConnectorOwnersAssigned, subjects.VerbOwnersAssigned, rec,
-		&eventsv1.ConnectorOwnersAssigned{Connector: shown, NewOwners: owners, AssignedBy: c.Identity}); err != nil {
+		&eventsv1.ConnectorOwnersAssigned{Connector: rec, NewOwners: owners, AssignedBy: c.Identity}); err != nil {
 		return nil, err
 	}
 	a.log.Info("connector added", "connector", id, "application", app.GetId(), "by", c.Identity, "owners", ownerEmails(owners))
-	return connect.NewResponse(&catalogv1.AddConnectorResponse{Connector: shown, Application: app}), nil
-}
-
-// createConnector creates rec without an Okta domain. The connector store
-// refuses a record without a domain; until it takes one, the record holds
-// connectorNotSetDomain, which the API and the events never show.
-func (a *API) createConnector(ctx context.Context, rec *eventsv1.Connector) (*eventsv1.Connector, error) {
-	out, err := a.d.Connectors.Create(ctx, rec)
-	if errors.Is(err, connectors.ErrInvalidDomain) && rec.GetOktaDomain() == "" {
-		rec = proto.CloneOf(rec)
-		rec.OktaDomain = connectorNotSetDomain
-		out, err = a.d.Connectors.Create(ctx, rec)
-	}
-	return out, err
+	return connect.NewResponse(&catalogv1.AddConnectorResponse{Connector: rec, Application: app}), nil
 }
 
 // freeConnectorID makes a connector id from an application name: lower
@@ -237,22 +224,21 @@ func (a *API) SetOwners(ctx context.Context, req *connect.Request[catalogv1.SetO
 	if err != nil {
 		return nil, internal("store the owners of "+conn.GetId(), err)
 	}
-	shown := present(rec)
 	switch {
 	case !changed:
 		// Nothing changed: nothing to tell.
 	case len(added) > 0:
 		err = a.publishConnector(ctx, subjects.CatalogConnectorOwnersAssigned, subjects.VerbOwnersAssigned, rec,
-			&eventsv1.ConnectorOwnersAssigned{Connector: shown, NewOwners: added, AssignedBy: c.Identity})
+			&eventsv1.ConnectorOwnersAssigned{Connector: rec, NewOwners: added, AssignedBy: c.Identity})
 	default:
 		err = a.publishConnector(ctx, subjects.CatalogConnectorUpdated, subjects.VerbUpdated, rec,
-			&eventsv1.ConnectorUpdated{Connector: shown, ChangedFields: []string{"owners"}, UpdatedBy: c.Identity})
+			&eventsv1.ConnectorUpdated{Connector: rec, ChangedFields: []string{"owners"}, UpdatedBy: c.Identity})
 	}
 	if err != nil {
 		return nil, err
 	}
 	a.log.Info("connector owners set", "connector", conn.GetId(), "by", c.Identity, "owners", ownerEmails(owners))
-	return connect.NewResponse(&catalogv1.SetOwnersResponse{Connector: shown}), nil
+	return connect.NewResponse(&catalogv1.SetOwnersResponse{Connector: rec}), nil
 }
 
 // settings are the validated changes of a SetSettings request.
@@ -270,6 +256,9 @@ func parseSettings(m *catalogv1.SetSettingsRequest) (settings, error) {
 		return settings{}, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf(format, args...))
 	}
 	if m.OktaDomain != nil {
+		if strings.TrimSpace(m.GetOktaDomain()) == "" {
+			return bad("okta_domain is empty: give the org's domain, such as acme.okta.com (--domain)")
+		}
 		u, err := connectors.OrgURL(m.GetOktaDomain())
 		if err != nil {
 			return bad("okta_domain: %w", err)
@@ -330,19 +319,19 @@ func (a *API) SetSettings(ctx context.Context, req *connect.Request[catalogv1.Se
 		return nil, err
 	}
 	id := conn.GetId()
-	domain := domainOf(conn)
+	domain := conn.GetOktaDomain()
 	if s.domain != nil {
 		domain = *s.domain
 	}
 	if s.token.IsSet() && domain == "" {
 		return nil, connect.NewError(connect.CodeFailedPrecondition,
-			fmt.Errorf("connector %s has no Okta domain yet: set okta_domain (--domain) with the token", id))
+			fmt.Errorf("the Okta domain of connector %s is not set: give okta_domain (--domain acme.okta.com) with the token, which is checked against that org", id))
 	}
 
 	// Credentials are checked when they change: a new token, or a new
 	// domain for the stored token.
 	token := s.token
-	if !token.IsSet() && domain != domainOf(conn) && conn.GetTokenSet() {
+	if !token.IsSet() && domain != conn.GetOktaDomain() && conn.GetTokenSet() {
 		if token, _, err = a.d.Connectors.Token(ctx, id); err != nil {
 			return nil, internal("read the stored token of "+id+" to check it against the new domain", err)
 		}
@@ -411,10 +400,9 @@ func (a *API) SetSettings(ctx context.Context, req *connect.Request[catalogv1.Se
 	}
 
 	changed := changedFields(conn, rec)
-	shown := present(rec)
 	if len(changed) > 0 {
 		if err := a.publishConnector(ctx, subjects.CatalogConnectorUpdated, subjects.VerbUpdated, rec,
-			&eventsv1.ConnectorUpdated{Connector: shown, ChangedFields: changed, UpdatedBy: c.Identity}); err != nil {
+			&eventsv1.ConnectorUpdated{Connector: rec, ChangedFields: changed, UpdatedBy: c.Identity}); err != nil {
 			return nil, err
 		}
 	}
@@ -426,13 +414,13 @@ func (a *API) SetSettings(ctx context.Context, req *connect.Request[catalogv1.Se
 	if len(changed) > 0 {
 		a.log.Info("connector settings changed", "connector", id, "by", c.Identity, "changed", changed)
 	}
-	return connect.NewResponse(&catalogv1.SetSettingsResponse{Connector: shown, CheckedCapabilities: checked, ChangedFields: changed}), nil
+	return connect.NewResponse(&catalogv1.SetSettingsResponse{Connector: rec, CheckedCapabilities: checked, ChangedFields: changed}), nil
 }
 
 // changedFields names what SetSettings changed, as paths into Connector.
 func changedFields(before, after *eventsv1.Connector) []string {
 	var out []string
-	if domainOf(before) != domainOf(after) {
+	if before.GetOktaDomain() != after.GetOktaDomain() {
 		out = append(out, "okta_domain")
 	}
 	bo, ao := before.GetOptions(), after.GetOptions()
@@ -455,7 +443,7 @@ func changedFields(before, after *eventsv1.Connector) []string {
 // publishStatus publishes catalog.connector.status_changed for rec.
 func (a *API) publishStatus(ctx context.Context, rec *eventsv1.Connector, previous eventsv1.ConnectorStatus) error {
 	return a.publishConnector(ctx, subjects.CatalogConnectorStatusChanged, subjects.VerbStatusChanged, rec,
-		&eventsv1.ConnectorStatusChanged{Connector: present(rec), PreviousStatus: previous, ChangedAt: rec.GetUpdatedAt()})
+		&eventsv1.ConnectorStatusChanged{Connector: rec, PreviousStatus: previous, ChangedAt: rec.GetUpdatedAt()})
 }
 
 // refuseCredentials records a refused credential check on the connector
@@ -498,7 +486,7 @@ func (a *API) GetConnector(ctx context.Context, req *connect.Request[catalogv1.G
 			return nil, internal("read application "+conn.GetApplicationId(), err)
 		}
 	}
-	return connect.NewResponse(&catalogv1.GetConnectorResponse{Connector: present(conn), Application: app}), nil
+	return connect.NewResponse(&catalogv1.GetConnectorResponse{Connector: conn, Application: app}), nil
 }
 
 // ListConnectors implements ConnectorServiceHandler.
@@ -523,7 +511,7 @@ func (a *API) ListConnectors(ctx context.Context, req *connect.Request[catalogv1
 		if status != eventsv1.ConnectorStatus_CONNECTOR_STATUS_UNSPECIFIED && conn.GetStatus() != status {
 			continue
 		}
-		out = append(out, present(conn))
+		out = append(out, conn)
 	}
 	return connect.NewResponse(&catalogv1.ListConnectorsResponse{Connectors: out}), nil
 }

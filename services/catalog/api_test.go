@@ -369,6 +369,19 @@ func TestConnectorSetup(t *testing.T) {
 		conn.GetApplicationId() != app.GetId() || !app.GetManaged() || app.GetName() != "Acme Okta" || conn.GetCreatedBy() != ann.identity {
 		t.Fatalf("added %v / %v", conn, app)
 	}
+	// No domain yet, and the reason says what to set and how; the events
+	// show the record as it is.
+	if r := conn.GetStatusReason(); !strings.Contains(r, "the Okta domain and API token are not set") || !strings.Contains(r, "set-settings acme --domain") {
+		t.Fatalf("status reason of a new connector: %q", r)
+	}
+	var created []*eventsv1.ConnectorCreated
+	waitUntil(t, "the created event", func() bool {
+		created = eventsOn(t, a, subjects.CatalogConnectorCreated, func() *eventsv1.ConnectorCreated { return &eventsv1.ConnectorCreated{} })
+		return len(created) == 1
+	})
+	if c := created[0].GetConnector(); c.GetOktaDomain() != "" || c.GetStatusReason() != conn.GetStatusReason() {
+		t.Fatalf("created event %v", c)
+	}
 	if _, err := ann.conns.AddConnector(ctx, req(&catalogv1.AddConnectorRequest{ConnectorId: "acme2",
 		Application: &catalogv1.AddConnectorRequest_NewApplicationName{NewApplicationName: "acme okta"}})); connect.CodeOf(err) != connect.CodeAlreadyExists {
 		t.Fatalf("a second application with the same name: %v", err)
@@ -442,7 +455,7 @@ func TestConnectorSetup(t *testing.T) {
 	waitUntil(t, "the connector events", func() bool {
 		return len(eventsOn(t, a, subjects.CatalogConnectorUpdated, func() *eventsv1.ConnectorUpdated { return &eventsv1.ConnectorUpdated{} })) == 2
 	})
-	created := eventsOn(t, a, subjects.CatalogConnectorCreated, func() *eventsv1.ConnectorCreated { return &eventsv1.ConnectorCreated{} })
+	created = eventsOn(t, a, subjects.CatalogConnectorCreated, func() *eventsv1.ConnectorCreated { return &eventsv1.ConnectorCreated{} })
 	assigned := eventsOn(t, a, subjects.CatalogConnectorOwnersAssigned, func() *eventsv1.ConnectorOwnersAssigned { return &eventsv1.ConnectorOwnersAssigned{} })
 	updated := eventsOn(t, a, subjects.CatalogConnectorUpdated, func() *eventsv1.ConnectorUpdated { return &eventsv1.ConnectorUpdated{} })
 	if len(created) != 1 || len(assigned) != 1 || assigned[0].GetNewOwners()[0].GetEmail() != "bob@example.com" || assigned[0].GetAssignedBy() != ann.identity ||
@@ -533,7 +546,9 @@ func TestSetSettingsRefusals(t *testing.T) {
 	// Malformed input: refused before anything is tried; status unchanged.
 	wantCode(t, set("acme-admin.okta.com", ""), connect.CodeInvalidArgument, "okta_domain", "admin console")
 	wantCode(t, set("", "two words"), connect.CodeInvalidArgument, "spaces")
-	wantCode(t, set("", sim.Tokens.SuperAdmin), connect.CodeFailedPrecondition, "no Okta domain yet")
+	wantCode(t, set("", sim.Tokens.SuperAdmin), connect.CodeFailedPrecondition, "the Okta domain of connector acme is not set", "--domain")
+	_, err := ann.conns.SetSettings(ctx, req(&catalogv1.SetSettingsRequest{ConnectorId: "acme", OktaDomain: proto.String(" ")}))
+	wantCode(t, err, connect.CodeInvalidArgument, "okta_domain is empty")
 	if c := status(); c.GetStatus() != eventsv1.ConnectorStatus_CONNECTOR_STATUS_NOT_CONNECTED {
 		t.Fatalf("status after malformed input: %v", c)
 	}
@@ -583,7 +598,7 @@ func TestSetSettingsRefusals(t *testing.T) {
 		t.Fatalf("after a refused domain change: %v", c)
 	}
 	// Options are validated too.
-	_, err := ann.conns.SetSettings(ctx, req(&catalogv1.SetSettingsRequest{ConnectorId: "acme", RateLimitShare: proto.Float64(1.5)}))
+	_, err = ann.conns.SetSettings(ctx, req(&catalogv1.SetSettingsRequest{ConnectorId: "acme", RateLimitShare: proto.Float64(1.5)}))
 	wantCode(t, err, connect.CodeInvalidArgument, "rate_limit_share")
 	_, err = ann.conns.SetSettings(ctx, req(&catalogv1.SetSettingsRequest{ConnectorId: "acme", SyncInterval: durationpb.New(time.Second)}))
 	wantCode(t, err, connect.CodeInvalidArgument, "sync_interval")

@@ -67,7 +67,8 @@ const defaultStopTimeout = 10 * time.Second
 
 // Run opens the connector store, follows sync runs to keep each
 // connector's status current, follows the orgs' users and apps into
-// platform identities and catalog applications (Discovery), creates the
+// platform identities and catalog applications (Discovery) and their app
+// assignments into the applications' counts, creates the
 // first Super Administrator on a fresh installation, and serves the
 // catalog's Connect API on deps.Mux, until ctx ends.
 func Run(ctx context.Context, deps Deps) error {
@@ -104,9 +105,13 @@ func Run(ctx context.Context, deps Deps) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	sub, err := FollowRunStatus(ctx, deps.Bus, store, deps.Logger)
+	counts, err := disc.FollowAssignments(ctx)
 	if err != nil {
 		return errors.Join(fmt.Errorf("%s: %w", Name, err), discSub.Stop(context.WithoutCancel(ctx)))
+	}
+	sub, err := FollowRunStatus(ctx, deps.Bus, store, deps.Logger)
+	if err != nil {
+		return errors.Join(fmt.Errorf("%s: %w", Name, err), discSub.Stop(context.WithoutCancel(ctx)), counts.Stop(context.WithoutCancel(ctx)))
 	}
 	if deps.Mux != nil {
 		api.Mount(deps.Mux)
@@ -121,7 +126,7 @@ func Run(ctx context.Context, deps Deps) error {
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	if err := errors.Join(sub.Stop(stopCtx), discSub.Stop(stopCtx)); err != nil {
+	if err := errors.Join(sub.Stop(stopCtx), discSub.Stop(stopCtx), counts.Stop(stopCtx)); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	deps.Logger.Info("service stopped", "service", Name)

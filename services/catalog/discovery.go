@@ -390,6 +390,12 @@ func (d *Discovery) appUpserted(ctx context.Context, connector string, a *events
 	if err != nil {
 		return fmt.Errorf("store application %s (retried on the current record): %w", id, err)
 	}
+	if before == nil {
+		// Its assignments may have been counted before it existed.
+		if err := markRecount(ctx, d.kv, id); err != nil {
+			return err
+		}
+	}
 	app.Revision = rev
 	_, err = d.bus.Publish(ctx, subjects.CatalogAppUpserted,
 		subjects.MsgID(subjects.DomainCatalog, subjects.EntityApp, id, fmt.Sprint(rev)), &eventsv1.ApplicationUpserted{Application: app})
