@@ -230,7 +230,7 @@ func TestSyncOfAConnectorWithoutDomain(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	for _, want := range []string{"okta domain   not set", "the Okta domain is not set", "accessbus connectors set-settings", "--domain"} {
+	for _, want := range []string{"okta domain   not set", "the Okta domain is not set", "accessbus connectors set-settings half --domain"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("get lacks %q:\n%s", want, out)
 		}

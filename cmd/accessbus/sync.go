@@ -128,7 +128,11 @@ func newSyncStatusCmd() *cobra.Command {
 				return writeJSONLine(out, resp.Msg)
 			}
 			c := resp.Msg.GetConnector()
-			fmt.Fprintf(out, "connector   %s (%s)\n", c.GetId(), c.GetOktaDomain())
+			domain := c.GetOktaDomain()
+			if domain == "" {
+				domain = "Okta domain not set"
+			}
+			fmt.Fprintf(out, "connector   %s (%s)\n", c.GetId(), domain)
 			status := lowerName(c.GetStatus().String(), "CONNECTOR_STATUS_")
 			if c.GetStatusReason() != "" {
 				status += ": " + c.GetStatusReason()

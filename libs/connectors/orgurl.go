@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -78,12 +79,26 @@ func OrgURL(domain string) (string, error) {
 	return "https://" + host, nil
 }
 
+// OrgURLFor is OrgURL for connector id: a refusal of an empty domain names
+// the connector in the command that sets it.
+func OrgURLFor(id, domain string) (string, error) {
+	u, err := OrgURL(domain)
+	if err != nil && errors.Is(err, ErrNoDomain) && id != "" {
+		return "", errNoDomain{connector: id}
+	}
+	return u, err
+}
+
 // errNoDomain is OrgURL's refusal of an empty domain: the connector was
 // added without one, and an owner has not set it yet.
-type errNoDomain struct{}
+type errNoDomain struct{ connector string }
 
-func (errNoDomain) Error() string {
-	return ErrNoDomain.Error() + ": an owner sets it with `accessbus connectors set-settings <connector> --domain acme.okta.com`"
+func (e errNoDomain) Error() string {
+	id := e.connector
+	if id == "" {
+		id = "<connector>"
+	}
+	return ErrNoDomain.Error() + ": an owner sets it with `accessbus connectors set-settings " + id + " --domain acme.okta.com`"
 }
 
 func (errNoDomain) Is(target error) bool { return target == ErrNoDomain || target == ErrInvalidDomain }

@@ -61,3 +61,22 @@ func TestOrgURL(t *testing.T) {
 		}
 	}
 }
+
+// TestOrgURLForNamesTheConnector: the refusal of an empty domain tells the
+// owner the exact command, with the connector's id; other refusals and
+// good domains are OrgURL's.
+func TestOrgURLForNamesTheConnector(t *testing.T) {
+	_, err := connectors.OrgURLFor("payroll-okta", "")
+	if !errors.Is(err, connectors.ErrNoDomain) || !errors.Is(err, connectors.ErrInvalidDomain) {
+		t.Fatalf("err %v, want connectors.ErrNoDomain and connectors.ErrInvalidDomain", err)
+	}
+	if want := "accessbus connectors set-settings payroll-okta --domain acme.okta.com"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("err %q lacks %q", err, want)
+	}
+	if u, err := connectors.OrgURLFor("payroll-okta", "acme.okta.com"); err != nil || u != "https://acme.okta.com" {
+		t.Fatalf("got %q, %v", u, err)
+	}
+	if _, err := connectors.OrgURLFor("payroll-okta", "acme-admin.okta.com"); !errors.Is(err, connectors.ErrInvalidDomain) || errors.Is(err, connectors.ErrNoDomain) {
+		t.Fatalf("admin host: %v, want connectors.ErrInvalidDomain only", err)
+	}
+}

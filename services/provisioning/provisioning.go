@@ -190,7 +190,7 @@ func (c *oktaClients) client(ctx context.Context, conn *eventsv1.Connector) (*ok
 	if ok && bf.share == share && bf.domain == conn.GetOktaDomain() && bf.version == conn.GetSecretVersion() && bf.client != nil {
 		return bf.client, nil
 	}
-	orgURL, err := connectors.OrgURL(conn.GetOktaDomain())
+	orgURL, err := connectors.OrgURLFor(conn.GetId(), conn.GetOktaDomain())
 	if err != nil {
 		return nil, err
 	}

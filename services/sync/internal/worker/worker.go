@@ -75,6 +75,12 @@ type Config struct {
 	// TimeScale is handed to the rate budget (a time-scaled simulator in
 	// benchmarks); default 1.
 	TimeScale float64
+	// StopGrace is how long Stop lets the runs in progress go on before it
+	// cuts them short; default 2 s. A run cut short loses nothing: it is
+	// recorded as failed, its request is handed back, and the next run
+	// resumes from its journal. A full sync of a large org takes minutes,
+	// which no shutdown should wait for.
+	StopGrace time.Duration
 }
 
 func (c *Config) defaults() {
@@ -107,6 +113,9 @@ func (c *Config) defaults() {
 	}
 	if c.TimeScale <= 0 {
 		c.TimeScale = 1
+	}
+	if c.StopGrace <= 0 {
+		c.StopGrace = 2 * time.Second
 	}
 }
 
@@ -187,8 +196,11 @@ func (w *Worker) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops taking requests and waits for the runs in progress (each ends
-// when its context does, recorded as cancelled and handed back).
+// Stop stops taking requests and waits for the runs in progress, for
+// Config.StopGrace at most (less when ctx ends first): then it cuts them
+// short (each ends when its context does, recorded as failed and handed
+// back, to resume from its journal). Cutting runs short after the grace is
+// not an error; ctx ending first is.
 func (w *Worker) Stop(ctx context.Context) error {
 	if w.sub == nil {
 		return nil
@@ -196,7 +208,14 @@ func (w *Worker) Stop(ctx context.Context) error {
 	if w.stopSchd != nil {
 		w.stopSchd()
 	}
-	err := w.sub.Stop(ctx)
+	gctx, cancel := context.WithTimeout(ctx, w.cfg.StopGrace)
+	defer cancel()
+	err := w.sub.Stop(gctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		w.log.Info("sync worker stopped: runs in progress were cut short after the grace period; their requests were handed back and resume from their journal",
+			"grace", w.cfg.StopGrace)
+		err = nil
+	}
 	select {
 	case <-w.stopped:
 	case <-ctx.Done():
@@ -343,7 +362,7 @@ func (w *Worker) OktaClient(ctx context.Context, conn *eventsv1.Connector) (*okt
 // client builds the connector's Okta client, or the failure that stops the
 // run before any call: no token, a domain that cannot be an Okta org.
 func (w *Worker) client(ctx context.Context, conn *eventsv1.Connector) (*okta.Client, *ratelimit.Budget, *fullsync.Failure) {
-	orgURL, err := connectors.OrgURL(conn.GetOktaDomain())
+	orgURL, err := connectors.OrgURLFor(conn.GetId(), conn.GetOktaDomain())
 	if err != nil {
 		return nil, nil, &fullsync.Failure{Reason: eventsv1.SyncFailureReason_SYNC_FAILURE_REASON_BAD_DOMAIN,
 			Message: "the connector's Okta domain cannot be used: " + err.Error(), Err: err}
