@@ -77,9 +77,8 @@ func eventually(t *testing.T, what string, ok func() bool) {
 func TestStory(t *testing.T) {
 	t.Setenv("ACCESSBUS_SMTP_ADDR", "") // dev's own mail capture
 	// The notifier handles created and owners_assigned at once; the one
-	// that finds bob's email claimed by the other checks again after the
-	// retry delay, and the story waits for that check.
-	t.Setenv("ACCESSBUS_MAIL_RETRY_BASE", "1s")
+	// that finds bob's email claimed by the other looks again a second
+	// later (rules.ClaimRecheck), and the story waits for that look.
 	ctx := context.Background()
 	d := startCatalogDev(t)
 	sim, err := oktasim.Start(ctx, oktasim.Config{Seed: 5})

@@ -395,7 +395,7 @@ func (s *Subscription) settle(ctx context.Context, msg jetstream.Msg, meta *jets
 			fmt.Errorf("failed %d deliveries, the last with: %w", meta.NumDelivered, herr))
 	default:
 		delay := s.spec.retryDelay(meta.NumDelivered)
-		if d, ok := retryDelayOf(herr); ok {
+		if d, ok := RetryDelay(herr); ok {
 			delay = d
 		}
 		b.log.Warn("handler failed; retrying later", "consumer", s.spec.Durable, "subject", msg.Subject(),

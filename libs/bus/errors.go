@@ -72,8 +72,10 @@ func (r *retryAfter) Error() string { return r.err.Error() }
 
 func (r *retryAfter) Unwrap() error { return r.err }
 
-// retryDelayOf returns the delay RetryAfter set on err, if any.
-func retryDelayOf(err error) (time.Duration, bool) {
+// RetryDelay returns the delay RetryAfter set on err (or on an error it
+// wraps), if any: what the consumer waits before delivering the message
+// again.
+func RetryDelay(err error) (time.Duration, bool) {
 	var r *retryAfter
 	if errors.As(err, &r) {
 		return r.after, true

@@ -199,7 +199,29 @@ func (r *Rules) send(ctx context.Context, keyBase, kind, connectorID string, rs 
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if err != nil && allClaimed(errs) {
+		// Another delivery (the same email through another event, or
+		// another replica) is talking to SMTP: it is usually done within a
+		// second, so look again soon rather than after the growing delay
+		// meant for SMTP failures.
+		return bus.RetryAfter(err, ClaimRecheck)
+	}
+	return err
+}
+
+// ClaimRecheck is how soon an event whose every email is being sent by
+// another delivery is looked at again.
+const ClaimRecheck = time.Second
+
+// allClaimed says whether every error is delivery.ErrClaimed.
+func allClaimed(errs []error) bool {
+	for _, err := range errs {
+		if !errors.Is(err, delivery.ErrClaimed) {
+			return false
+		}
+	}
+	return len(errs) > 0
 }
 
 // ConnectorCreated asks the owners of a new, not yet connected connector to
