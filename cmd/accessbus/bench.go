@@ -24,7 +24,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "Benchmarks against the Okta simulator",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(newBenchSyncCmd(), newBenchRealtimeCmd(), newBenchSimCmd(), newBenchNATSCmd())
+	cmd.AddCommand(newBenchSyncCmd(), newBenchRealtimeCmd(), newBenchProvisionCmd(), newBenchSimCmd(), newBenchNATSCmd())
 	return cmd
 }
 

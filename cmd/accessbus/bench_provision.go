@@ -184,6 +184,7 @@ func printBenchProvisionTable(w io.Writer, runs []provisioning.BenchResult) erro
 	row("http 429", func(r provisioning.BenchResult) string { return fmt.Sprint(r.HTTP429) })
 	row("wall (s)", func(r provisioning.BenchResult) string { return fmt.Sprintf("%.2f", r.WallSeconds) })
 	row("throughput (/s)", func(r provisioning.BenchResult) string { return fmt.Sprintf("%.0f", r.Throughput) })
+	row("cpu ms per request", func(r provisioning.BenchResult) string { return fmt.Sprintf("%.3f", r.CPUMSPerRequest) })
 	row("api calls", func(r provisioning.BenchResult) string { return fmt.Sprint(r.APICalls) })
 	var buckets []string
 	for _, r := range runs {

@@ -6,29 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 
 	"github.com/accessbus/accessbus/services/provisioning"
 )
 
-// benchProvisionCLI runs `accessbus <args>` through the root command, with
-// `bench provision` under `bench` (added here when bench.go does not list
-// it yet).
+// benchProvisionCLI runs `accessbus <args>` through the root command, as a
+// user does: `bench provision` must be registered under `bench`.
 func benchProvisionCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root := newRootCmd(stdout, stderr)
-	for _, c := range root.Commands() {
-		if c.Name() != "bench" {
-			continue
-		}
-		registered := false
-		for _, sub := range c.Commands() {
-			registered = registered || sub.Name() == "provision"
-		}
-		if !registered {
-			c.AddCommand(newBenchProvisionCmd())
-		}
-	}
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }
@@ -48,7 +36,7 @@ func TestBenchProvisionJSON(t *testing.T) {
 		t.Fatalf("%d lines, want one JSON object per run:\n%s", len(lines), out.String())
 	}
 	required := []string{"requests", "succeeded", "failed", "bucket_utilization", "p50_ms", "p99_ms", "http_429",
-		"api_calls", "api_calls_by_bucket", "wall_s", "writes_by_bucket"}
+		"api_calls", "api_calls_by_bucket", "wall_s", "writes_by_bucket", "cpu_s", "cpu_ms_per_request"}
 	var runs []provisioning.BenchResult
 	for i, l := range lines {
 		var fields map[string]any
@@ -98,6 +86,9 @@ func TestBenchProvisionJSON(t *testing.T) {
 		if !(r.P50MS > 0 && r.P50MS <= r.P99MS && r.P99MS <= r.MaxMS) || r.WallSeconds <= 0 {
 			t.Errorf("%s run: p50 %v, p99 %v, max %v, wall %v", r.Run, r.P50MS, r.P99MS, r.MaxMS, r.WallSeconds)
 		}
+		if r.CPUSeconds <= 0 || math.Abs(r.CPUMSPerRequest-r.CPUSeconds*1000/n) > 1e-6 {
+			t.Errorf("%s run: cpu %v s, %v ms per request", r.Run, r.CPUSeconds, r.CPUMSPerRequest)
+		}
 	}
 	limited, unlimited := runs[0], runs[1]
 	if limited.BucketUtilization == nil || *limited.BucketUtilization <= 0 || limited.UtilizationBucket != "groups" ||
@@ -112,6 +103,14 @@ func TestBenchProvisionJSON(t *testing.T) {
 		t.Errorf("unlimited run: utilization %v, limits %q, submitted at %v/s; want none, none, the limited run's %v/s",
 			unlimited.BucketUtilization, unlimited.RateLimits, unlimited.SubmitRate, limited.Throughput)
 	}
+	sum := 0
+	for _, w := range limited.WritesByWindow {
+		sum += w
+	}
+	if sum != n || len(unlimited.WritesByWindow) != 0 {
+		t.Errorf("writes by window: limited %v (adding up to %d, want %d), unlimited %v (want none)",
+			limited.WritesByWindow, sum, n, unlimited.WritesByWindow)
+	}
 }
 
 // Without --json the runs come as a table naming every row.
@@ -122,7 +121,7 @@ func TestBenchProvisionTable(t *testing.T) {
 		t.Fatalf("bench provision: %v (stderr %q)", err, errOut.String())
 	}
 	for _, want := range []string{"limited", "unlimited", "at once", "200/s", "bucket utilization", "(groups)", "p99 ms",
-		"http 429", "calls groups (writes)", "30 (30)"} {
+		"http 429", "calls groups (writes)", "30 (30)", "cpu ms per request"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -225,6 +226,18 @@ type BenchResult struct {
 	// length of real time (the share allows share x limit).
 	WritesPerWindow    float64 `json:"writes_per_window,omitempty"`
 	MaxWritesPerWindow int     `json:"max_writes_per_window,omitempty"`
+	// WritesByWindow counts the writes in each window's length of real
+	// time from the first write on (the last one cut short by the end):
+	// where the bucket was not kept busy.
+	WritesByWindow []int `json:"writes_by_window,omitempty"`
+	// CPUSeconds is the CPU time (user and system) the bench's process
+	// spent from the first request published to the last result stored:
+	// the service, the simulator, the JetStream server and the bench's
+	// publishing and collecting, all in this process. CPUMSPerRequest is it
+	// over Requests: what the host must give each request, whatever else
+	// runs on it.
+	CPUSeconds      float64 `json:"cpu_s"`
+	CPUMSPerRequest float64 `json:"cpu_ms_per_request"`
 	// HTTP429 counts the 429s the simulator answered.
 	HTTP429 int64 `json:"http_429"`
 	// APICalls are the requests the simulator received, in all and by
@@ -400,20 +413,28 @@ func benchRun(ctx context.Context, cfg BenchConfig, run string, rate float64) (B
 	svcCtx, stopSvc := context.WithCancel(ctx)
 	defer stopSvc()
 	svcDone := make(chan error, 1)
-	go func() {
-		svcDone <- Run(svcCtx, Deps{
-			Deps: service.Deps{Logger: cfg.Log, Bus: b, Health: health, Mux: http.NewServeMux()},
-			Config: Config{
-				Config:     service.Config{StreamReplicas: 1, ShutdownTimeout: 10 * time.Second},
-				SecretsKey: key, Workers: cfg.Workers, WarnBefore: 24 * time.Hour,
-				RateLimitShare: cfg.Share, OktaTimeScale: budgetScale, ExpiryEvery: time.Second,
-			},
-			HTTPClient: &http.Client{Transport: calls},
-		})
-	}()
-	stopped := false
+	started, stopped := false, false
+	start := func() error {
+		started = true
+		go func() {
+			svcDone <- Run(svcCtx, Deps{
+				Deps: service.Deps{Logger: cfg.Log, Bus: b, Health: health, Mux: http.NewServeMux()},
+				Config: Config{
+					Config:     service.Config{StreamReplicas: 1, ShutdownTimeout: 10 * time.Second},
+					SecretsKey: key, Workers: cfg.Workers, WarnBefore: 24 * time.Hour,
+					RateLimitShare: cfg.Share, OktaTimeScale: budgetScale, ExpiryEvery: time.Second,
+				},
+				HTTPClient: &http.Client{Transport: calls},
+			})
+		}()
+		if err := waitReady(ctx, health, svcDone); err != nil {
+			stopped = true // Run returned, or ctx ended
+			return err
+		}
+		return nil
+	}
 	stop := func() error {
-		if stopped {
+		if !started || stopped {
 			return nil
 		}
 		stopped = true
@@ -421,23 +442,37 @@ func benchRun(ctx context.Context, cfg BenchConfig, run string, rate float64) (B
 		return <-svcDone
 	}
 	defer func() { _ = stop() }()
-	if err := waitReady(ctx, health, svcDone); err != nil {
-		stopped = true
-		return fail("start the service: %w", err)
-	}
 
 	subj, err := subjects.ProvisioningRequest(connID)
 	if err != nil {
 		return fail("%w", err)
 	}
 	before := sim.Server.Counts()
-	first, last, err := submit(ctx, b, subj, reqs, rate, col)
-	if err != nil {
-		return fail("submit: %w", err)
+	cpuBefore := processCPU()
+	var first, last time.Time
+	if rate == 0 {
+		// All at once: the whole backlog is on the queue before the
+		// service starts, so that from its first write to its last result
+		// the queue is never empty, and publishing it (other processes'
+		// work in production) does not compete with the service.
+		if first, last, err = submit(ctx, b, subj, reqs, rate, col); err != nil {
+			return fail("submit: %w", err)
+		}
+		if err := start(); err != nil {
+			return fail("start the service: %w", err)
+		}
+	} else {
+		if err := start(); err != nil {
+			return fail("start the service: %w", err)
+		}
+		if first, last, err = submit(ctx, b, subj, reqs, rate, col); err != nil {
+			return fail("submit: %w", err)
+		}
 	}
 	if err := col.wait(ctx); err != nil {
 		return fail("%w", err)
 	}
+	cpu := processCPU() - cpuBefore
 	if err := stop(); err != nil {
 		return fail("stop the service: %w", err)
 	}
@@ -447,7 +482,8 @@ func benchRun(ctx context.Context, cfg BenchConfig, run string, rate float64) (B
 		Run: run, RateLimits: limits.Name, Seed: cfg.Seed, TimeScale: cfg.TimeScale, Share: cfg.Share,
 		Workers: cfg.Workers, Mix: cfg.Mix.String(), SubmitRate: rate, Requests: len(reqs),
 		RequestsByKind: map[string]int{}, CallsByBucket: map[string]int64{}, WritesByBucket: map[string]int64{},
-		SubmitSeconds: last.Sub(first).Seconds(),
+		SubmitSeconds: last.Sub(first).Seconds(), CPUSeconds: cpu.Seconds(),
+		CPUMSPerRequest: float64(cpu) / float64(time.Millisecond) / float64(len(reqs)),
 	}
 	for _, q := range reqs {
 		r.RequestsByKind[q.kind]++
@@ -499,6 +535,12 @@ func utilization(r *BenchResult, sent []time.Time, end time.Time, limit int) {
 	r.MeasuredSeconds = measured.Seconds()
 	r.WritesPerWindow = float64(len(sent)) / (measured.Seconds() / window.Seconds())
 	u = r.WritesPerWindow / (r.Share * float64(limit))
+	r.WritesByWindow = make([]int, int(math.Ceil(measured.Seconds()/window.Seconds())))
+	for _, t := range sent {
+		if i := int(t.Sub(sent[0]) / window); i < len(r.WritesByWindow) {
+			r.WritesByWindow[i]++
+		}
+	}
 	// The most writes within any window's length: two pointers over the
 	// sorted send times.
 	j := 0
@@ -837,6 +879,16 @@ func (l *callLog) snapshot() callCounts {
 		c.byBucket[k] = v
 	}
 	return c
+}
+
+// processCPU is the CPU time (user and system) this process has used, 0
+// where that is not known.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchNonce() (string, error) {

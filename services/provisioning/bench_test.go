@@ -3,6 +3,7 @@ package provisioning
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -77,6 +78,9 @@ func TestUtilization(t *testing.T) {
 	if r.BucketUtilization == nil || math.Abs(*r.BucketUtilization-1) > 1e-9 || r.MaxWritesPerWindow != 500 ||
 		math.Abs(r.WindowSeconds-0.6) > 1e-12 || math.Abs(r.MeasuredSeconds-1.08) > 1e-9 || math.Abs(r.WritesPerWindow-500) > 1e-6 {
 		t.Errorf("full pace: %+v (utilization %v)", r, deref(r.BucketUtilization))
+	}
+	if fmt.Sprint(r.WritesByWindow) != "[500 400]" {
+		t.Errorf("full pace: writes by window %v, want [500 400]", r.WritesByWindow)
 	}
 	// Half the share: the same writes fill twice the allowance.
 	r = BenchResult{TimeScale: 100, Share: 0.5}

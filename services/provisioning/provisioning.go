@@ -52,6 +52,10 @@ type Config struct {
 	OktaTimeScale float64 `env:"ACCESSBUS_OKTA_TIME_SCALE, default=1"`
 	// ExpiryEvery is how often due time-bound grants are looked for.
 	ExpiryEvery time.Duration `env:"ACCESSBUS_PROVISIONING_EXPIRY_EVERY, default=1s"`
+	// CheckTTL is how long a user, group or app that passed the checks
+	// before a write is taken as still passing them without reading it
+	// again; negative reads every one for every request.
+	CheckTTL time.Duration `env:"ACCESSBUS_PROVISIONING_CHECK_TTL, default=2s"`
 }
 
 // ConfigFromEnv reads Config from the process environment with its defaults.
@@ -76,6 +80,9 @@ func (c Config) Validate() error {
 	}
 	if c.OktaTimeScale < 1 {
 		errs = append(errs, fmt.Errorf("ACCESSBUS_OKTA_TIME_SCALE %g: must be 1 (Okta) or more (a time-scaled simulator)", c.OktaTimeScale))
+	}
+	if c.CheckTTL > time.Minute {
+		errs = append(errs, fmt.Errorf("ACCESSBUS_PROVISIONING_CHECK_TTL %s: at most 1m, since checks older than that let stale objects through; for example 2s, or -1s to read every object every time", c.CheckTTL))
 	}
 	if c.ExpiryEvery < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("ACCESSBUS_PROVISIONING_EXPIRY_EVERY %s: must be at least 10ms, for example 1s", c.ExpiryEvery))
@@ -130,7 +137,7 @@ func Run(ctx context.Context, deps Deps) error {
 	clients := &oktaClients{conns: conns, store: rateStore, share: cfg.RateLimitShare, timeScale: cfg.OktaTimeScale,
 		httpClient: deps.HTTPClient, budgets: map[string]*budgetFor{}}
 	ex, err := executor.New(executor.Deps{Bus: deps.Bus, Ledger: led, Connectors: conns, Okta: clients.client, Log: log},
-		executor.Config{Concurrency: cfg.Workers, WarnBefore: cfg.WarnBefore})
+		executor.Config{Concurrency: cfg.Workers, WarnBefore: cfg.WarnBefore, CheckTTL: cfg.CheckTTL})
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,8 @@ type envOptions struct {
 	share    float64
 	noStart  bool
 	httpWrap func(http.RoundTripper) http.RoundTripper
+	// now is the executor's clock; nil is time.Now.
+	now func() time.Time
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -141,7 +143,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if cfg.RetryBase == 0 {
 		cfg.RetryBase, cfg.RetryMax = 50*time.Millisecond, 200*time.Millisecond
 	}
-	if e.ex, err = New(Deps{Bus: e.bus, Ledger: e.ledger, Connectors: e.conns, Okta: clients}, cfg); err != nil {
+	if e.ex, err = New(Deps{Bus: e.bus, Ledger: e.ledger, Connectors: e.conns, Okta: clients, Now: o.now}, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if !o.noStart {
@@ -389,21 +391,31 @@ func (e *env) syncRequests(t *testing.T, id string) []*eventsv1.SyncRequest {
 	return out
 }
 
-// counter counts requests per method and path prefix through a transport.
+// counter counts requests per method, and per method and path, through a
+// transport.
 type counter struct {
-	rt http.RoundTripper
-	mu sync.Mutex
-	n  map[string]int
+	rt    http.RoundTripper
+	mu    sync.Mutex
+	n     map[string]int
+	paths map[string]int
 }
 
 func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.mu.Lock()
 	if c.n == nil {
-		c.n = map[string]int{}
+		c.n, c.paths = map[string]int{}, map[string]int{}
 	}
 	c.n[r.Method]++
+	c.paths[r.Method+" "+r.URL.Path]++
 	c.mu.Unlock()
 	return c.rt.RoundTrip(r)
+}
+
+// calls is how many method path requests went through.
+func (c *counter) calls(method, path string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paths[method+" "+path]
 }
 
 func (c *counter) writes() int {

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -75,6 +76,11 @@ type Config struct {
 	// (RATE_LIMITED or OKTA_UNAVAILABLE). Defaults 1 s, 30 s, 8.
 	RetryBase, RetryMax time.Duration
 	MaxAttempts         int
+	// CheckTTL is how long a user, group or app that the checks before a
+	// write found usable is taken as such without reading it again (see
+	// checkCache); default DefaultCheckTTL, negative to read each one for
+	// every request.
+	CheckTTL time.Duration
 }
 
 func (c *Config) defaults() {
@@ -99,6 +105,9 @@ func (c *Config) defaults() {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 8
 	}
+	if c.CheckTTL == 0 {
+		c.CheckTTL = DefaultCheckTTL
+	}
 }
 
 // Executor carries out provisioning requests.
@@ -107,6 +116,8 @@ type Executor struct {
 	cfg Config
 	log *slog.Logger
 	sub *bus.Subscription
+	// checks is nil when Config.CheckTTL is negative.
+	checks *checkCache
 	// beforeResult, when set (tests), runs after the Okta write and before
 	// the result is recorded: a crash injected there.
 	beforeResult func(req *eventsv1.ProvisioningRequest) error
@@ -124,7 +135,11 @@ func New(d Deps, cfg Config) (*Executor, error) {
 		d.Now = time.Now
 	}
 	cfg.defaults()
-	return &Executor{d: d, cfg: cfg, log: d.Log}, nil
+	e := &Executor{d: d, cfg: cfg, log: d.Log}
+	if cfg.CheckTTL > 0 {
+		e.checks = newCheckCache(cfg.CheckTTL, d.Now)
+	}
+	return e, nil
 }
 
 // Start consumes the work queue until Stop.
@@ -229,6 +244,8 @@ type run struct {
 	rev uint64
 	log *slog.Logger
 	cl  *okta.Client
+	// scope keys the check cache: the connector and its org.
+	scope string
 	// noOp: Okta was in the requested state before anything was written
 	// by this request.
 	noOp bool
@@ -292,6 +309,7 @@ func (r *run) carryOut(ctx context.Context) (*eventsv1.ProvisioningResult, error
 		return r.failed(eventsv1.ProvisioningFailureReason_PROVISIONING_FAILURE_REASON_CONNECTOR_NOT_CONNECTED,
 			"the connector cannot call Okta: "+err.Error(), err), nil
 	}
+	r.scope = checkScope(conn.GetId(), r.cl)
 	if r.expiryRevoke() {
 		if res, err := r.expiryStillDue(ctx); res != nil || err != nil {
 			return res, err
@@ -370,7 +388,7 @@ func inactive(status string) bool { return status == "DEPROVISIONED" || status =
 // checkUser reads the user: a result when it does not exist, or (for a
 // grant) is not active.
 func (r *run) checkUser(ctx context.Context, id string) (*eventsv1.ProvisioningResult, error) {
-	u, err := r.cl.GetUser(ctx, id)
+	u, err := r.user(ctx, id)
 	if err != nil {
 		return r.oktaFailure("user "+id, err)
 	}
@@ -400,7 +418,7 @@ func (r *run) membership(ctx context.Context, gm *eventsv1.GroupMembershipTarget
 	if res, err := r.checkUser(ctx, uid); res != nil || err != nil {
 		return res, err
 	}
-	g, err := r.cl.GetGroup(ctx, gid, false)
+	g, err := r.group(ctx, gid)
 	if err != nil {
 		return r.oktaFailure("group "+gid, err)
 	}
@@ -444,7 +462,7 @@ func (r *run) membership(ctx context.Context, gm *eventsv1.GroupMembershipTarget
 // assignment carries out an app assignment request.
 func (r *run) assignment(ctx context.Context, aa *eventsv1.AppAssignmentTarget) (*eventsv1.ProvisioningResult, error) {
 	aid := aa.GetAppId()
-	app, err := r.cl.GetApp(ctx, aid)
+	app, err := r.app(ctx, aid)
 	if err != nil {
 		return r.oktaFailure("app "+aid, err)
 	}
@@ -499,7 +517,7 @@ func (r *run) assignment(ctx context.Context, aa *eventsv1.AppAssignmentTarget) 
 		}
 	} else {
 		gid := aa.GetGroupId()
-		if _, err := r.cl.GetGroup(ctx, gid, false); err != nil {
+		if _, err := r.group(ctx, gid); err != nil {
 			return r.oktaFailure("group "+gid, err)
 		}
 		check = func() (bool, error) {
@@ -690,24 +708,61 @@ func (r *run) timers(ctx context.Context, res *eventsv1.ProvisioningResult) erro
 
 // announce publishes a completed request's result and, for a success, the
 // targeted sync request that brings the change onto ACCESS. Both have ids
-// derived from the request, so announcing again stores nothing new.
+// derived from the request, so announcing again stores nothing new. The
+// two are sent together and their acks awaited together: one round trip
+// to the server rather than two in a row.
 func (e *Executor) announce(ctx context.Context, rec *provv1.RequestRecord) error {
 	res := rec.GetResult()
 	subj, err := subjects.ProvisioningResult(res)
 	if err != nil {
 		return bus.Permanent(fmt.Errorf("result of %s: %w", res.GetRequestId(), err))
 	}
-	if _, err := e.d.Bus.Publish(ctx, subj, request.ResultMsgID(res.GetConnectorId(), res.GetRequestId()), res); err != nil {
+	acks := make([]jetstream.PubAckFuture, 0, 2)
+	f, err := e.d.Bus.PublishAsync(ctx, subj, request.ResultMsgID(res.GetConnectorId(), res.GetRequestId()), res)
+	if err != nil {
 		return err
 	}
-	if res.GetOutcome() != eventsv1.ProvisioningResult_OUTCOME_SUCCEEDED {
-		return nil
+	acks = append(acks, f)
+	if res.GetOutcome() == eventsv1.ProvisioningResult_OUTCOME_SUCCEEDED {
+		f, err := e.requestSync(ctx, rec.GetRequest())
+		if err != nil {
+			return errors.Join(err, awaitAcks(ctx, acks, publishAckTimeout))
+		}
+		acks = append(acks, f)
 	}
-	return e.requestSync(ctx, rec.GetRequest())
+	return awaitAcks(ctx, acks, publishAckTimeout)
 }
 
-// requestSync asks the sync for a targeted resync of the request's target.
-func (e *Executor) requestSync(ctx context.Context, req *eventsv1.ProvisioningRequest) error {
+// publishAckTimeout bounds the wait for the stream's acknowledgements, as
+// the JetStream client's default timeout bounds a publish that waits for
+// its own: an acknowledgement lost (a reconnect, a new stream leader)
+// fails the delivery, which is tried again rather than held forever.
+const publishAckTimeout = 5 * time.Second
+
+// awaitAcks waits, at most timeout in all, for the stream's
+// acknowledgement of each publish; the first failure is returned (the
+// request is then retried, and the stream's dedupe drops what was stored
+// already).
+func awaitAcks(ctx context.Context, acks []jetstream.PubAckFuture, timeout time.Duration) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for _, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish to %s: %w", f.Msg().Subject, err)
+		case <-timer.C:
+			return fmt.Errorf("publish to %s: no acknowledgement from the stream within %s", f.Msg().Subject, timeout)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// requestSync asks the sync for a targeted resync of the request's target,
+// and returns the ack to come.
+func (e *Executor) requestSync(ctx context.Context, req *eventsv1.ProvisioningRequest) (jetstream.PubAckFuture, error) {
 	t := req.GetTarget()
 	var target *eventsv1.SyncTarget
 	if gm := t.GetGroupMembership(); gm != nil {
@@ -724,14 +779,13 @@ func (e *Executor) requestSync(ctx context.Context, req *eventsv1.ProvisioningRe
 	}
 	subj, err := subjects.SyncRequest(req.GetConnectorId())
 	if err != nil {
-		return bus.Permanent(err)
+		return nil, bus.Permanent(err)
 	}
 	id := "provisioning:" + req.GetRequestId()
-	_, err = e.d.Bus.Publish(ctx, subj, subjects.MsgID(subjects.DomainSync, req.GetConnectorId(), subjects.EntityRequest, id),
+	return e.d.Bus.PublishAsync(ctx, subj, subjects.MsgID(subjects.DomainSync, req.GetConnectorId(), subjects.EntityRequest, id),
 		&eventsv1.SyncRequest{
 			RequestId: id, ConnectorId: req.GetConnectorId(), Mode: eventsv1.SyncMode_SYNC_MODE_TARGETED,
 			Targets: []*eventsv1.SyncTarget{target}, RequestedBy: "provisioning",
 			Reason: "confirm provisioning request " + req.GetRequestId(), RequestedAt: timestamppb.New(e.d.Now()),
 		})
-	return err
 }
