@@ -16,6 +16,7 @@ import (
 
 	catalogv1 "github.com/accessbus/accessbus/libs/gen/accessbus/catalog/v1"
 	"github.com/accessbus/accessbus/libs/gen/accessbus/catalog/v1/catalogv1connect"
+	"github.com/accessbus/accessbus/libs/testkit"
 )
 
 // TestAPIKeyResolution: ACCESSBUS_API_KEY wins over the data dir's key
@@ -68,7 +69,7 @@ func TestAPIKeyOptionSendsKey(t *testing.T) {
 // written to <dir>/admin-api-key, as the CLI expects it.
 type catalogDev struct {
 	server, dir, natsURL string
-	logs                 *syncBuffer
+	logs                 *testkit.Buffer
 	// outputs keeps every command's output, to search for secrets.
 	mu      sync.Mutex
 	outputs []string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/accessbus/accessbus/libs/testkit"
 	"io"
 	"net/http"
 	"os"
@@ -17,20 +18,20 @@ import (
 )
 
 // startDev runs accessbus dev on dataDir until the returned stop is called.
-func startDev(t *testing.T, dataDir string) (httpAddr, natsURL string, stop func() error, logs *syncBuffer) {
+func startDev(t *testing.T, dataDir string) (httpAddr, natsURL string, stop func() error, logs *testkit.Buffer) {
 	t.Helper()
 	return startDevWith(t, devOptions{dataDir: dataDir})
 }
 
 // startDevWith runs accessbus dev with o (on a free loopback port, at log
 // level info) until the returned stop is called.
-func startDevWith(t *testing.T, o devOptions) (httpAddr, natsURL string, stop func() error, logs *syncBuffer) {
+func startDevWith(t *testing.T, o devOptions) (httpAddr, natsURL string, stop func() error, logs *testkit.Buffer) {
 	t.Helper()
 	o.httpAddr, o.logLevel, o.shutdownTimeout = "127.0.0.1:0", "info", 20*time.Second
 	ctx, cancel := context.WithCancel(context.Background())
 	readyCh := make(chan [2]string, 1)
 	errCh := make(chan error, 1)
-	logs = &syncBuffer{}
+	logs = &testkit.Buffer{}
 	go func() {
 		errCh <- runDev(ctx, o, io.Discard, logs, func(h, n string) { readyCh <- [2]string{h, n} })
 	}()
@@ -135,7 +136,7 @@ func TestDevDemoServesTheSimulatorOrg(t *testing.T) {
 	defer cancel()
 	ready := make(chan string, 1)
 	errCh := make(chan error, 1)
-	var out syncBuffer
+	var out testkit.Buffer
 	go func() {
 		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second, demo: true},
 			&out, io.Discard, func(httpAddr, _ string) { ready <- httpAddr })

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,6 @@ import (
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for the tail's writer goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestEventsTailDecodesWhatItPrints(t *testing.T) {
 	srv := testkit.StartNATS(t)
@@ -67,7 +48,7 @@ func TestEventsTailDecodesWhatItPrints(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var out syncBuffer
+	var out testkit.Buffer
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err = tailEvents(tctx, js, tailOptions{subject: "*.c1.>", fromStart: true, limit: 3}, &out)

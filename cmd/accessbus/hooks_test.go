@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/accessbus/accessbus/libs/testkit"
 	"io"
 	"net/http"
 	"os"
@@ -80,7 +81,7 @@ func TestHookRegisteredAndDeliveringThroughDev(t *testing.T) {
 
 // waitConnected waits until the connector's first sync completed, asking
 // with the API key in dataDir.
-func waitConnected(t *testing.T, server, dataDir, connector string, logs *syncBuffer) {
+func waitConnected(t *testing.T, server, dataDir, connector string, logs *testkit.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {

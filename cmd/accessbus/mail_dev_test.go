@@ -14,6 +14,7 @@ import (
 	"github.com/accessbus/accessbus/libs/bus"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/subjects"
+	"github.com/accessbus/accessbus/libs/testkit"
 )
 
 // TestDevCapturesTheNotifiersMail: in accessbus dev, a setup email reaches
@@ -25,7 +26,7 @@ func TestDevCapturesTheNotifiersMail(t *testing.T) {
 	defer cancel()
 	ready := make(chan string, 1)
 	errCh := make(chan error, 1)
-	var out syncBuffer
+	var out testkit.Buffer
 	var httpAddr string
 	go func() {
 		errCh <- runDev(ctx, devOptions{dataDir: dir, httpAddr: "127.0.0.1:0", logLevel: "info", shutdownTimeout: 20 * time.Second},

@@ -16,14 +16,15 @@ import (
 	"time"
 
 	"github.com/accessbus/accessbus/libs/oktasim"
+	"github.com/accessbus/accessbus/libs/testkit"
 )
 
 // startOktasim runs the command function until the test ends and returns
 // the running simulator and what it printed.
-func startOktasim(t *testing.T, o oktasimOptions) (*oktasim.Running, *syncBuffer) {
+func startOktasim(t *testing.T, o oktasimOptions) (*oktasim.Running, *testkit.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	readyCh := make(chan *oktasim.Running, 1)
 	errCh := make(chan error, 1)
 	go func() { errCh <- runOktasim(ctx, o, out, func(r *oktasim.Running) { readyCh <- r }) }()
@@ -190,7 +191,7 @@ func TestOktasimRefusesBadFlags(t *testing.T) {
 func TestOktasimCommandLine(t *testing.T) {
 	tokensOut := filepath.Join(t.TempDir(), "tok.json")
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	errCh := make(chan error, 1)
 	go func() {
 		errCh <- realMain(ctx, []string{"oktasim", "--profile", "small", "--seed", "7", "--addr", "127.0.0.1:0", "--tokens-out", tokensOut, "--admin-key", "k"}, out, io.Discard)

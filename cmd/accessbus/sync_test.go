@@ -13,6 +13,7 @@ import (
 
 	"github.com/accessbus/accessbus/libs/auth"
 	"github.com/accessbus/accessbus/libs/oktasim"
+	"github.com/accessbus/accessbus/libs/testkit"
 )
 
 // cli runs one accessbus command and returns its output.
@@ -98,7 +99,7 @@ func TestDemoSyncThroughTheCLI(t *testing.T) {
 // access, hooks and provision commands without an API key are refused,
 // saying how to give one; a Connector Administrator who does not own the
 // demo connector reads it but may not act on it; no key reaches the log.
-func checkAPIKeysThroughTheCLI(t *testing.T, server, dir string, logs *syncBuffer) {
+func checkAPIKeysThroughTheCLI(t *testing.T, server, dir string, logs *testkit.Buffer) {
 	t.Helper()
 	noKey := t.TempDir() // a data dir without admin-api-key
 	t.Setenv(envAPIKey, "")

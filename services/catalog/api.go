@@ -116,7 +116,7 @@ func requireSuper(c auth.Caller, what string) error {
 // mayChange refuses a caller who is neither an owner of the connector nor
 // a Super Administrator.
 func mayChange(c auth.Caller, conn *eventsv1.Connector) error {
-	if c.Has(auth.SuperAdmin) || isOwner(conn, c.Identity) {
+	if c.Has(auth.SuperAdmin) || auth.IsOwner(conn, c.Identity) {
 		return nil
 	}
 	var emails []string
@@ -129,15 +129,6 @@ func mayChange(c auth.Caller, conn *eventsv1.Connector) error {
 	}
 	return connect.NewError(connect.CodePermissionDenied,
 		fmt.Errorf("only an owner of connector %s or a Super Administrator may change it, and your identity (%s) is neither (%s)", conn.GetId(), c.Identity, who))
-}
-
-func isOwner(conn *eventsv1.Connector, identity string) bool {
-	for _, o := range conn.GetOwners() {
-		if o.GetIdentityId() == identity {
-			return true
-		}
-	}
-	return false
 }
 
 // ---- errors

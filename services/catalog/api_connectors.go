@@ -210,7 +210,7 @@ func (a *API) SetOwners(ctx context.Context, req *connect.Request[catalogv1.SetO
 	rec, err := a.d.Connectors.Update(ctx, conn.GetId(), func(x *eventsv1.Connector) error {
 		added = added[:0]
 		for _, o := range owners {
-			if !isOwner(x, o.GetIdentityId()) {
+			if !auth.IsOwner(x, o.GetIdentityId()) {
 				added = append(added, o)
 			}
 		}
@@ -505,7 +505,7 @@ func (a *API) ListConnectors(ctx context.Context, req *connect.Request[catalogv1
 	}
 	out := make([]*eventsv1.Connector, 0, len(all))
 	for _, conn := range all {
-		if req.Msg.GetMine() && !isOwner(conn, c.Identity) {
+		if req.Msg.GetMine() && !auth.IsOwner(conn, c.Identity) {
 			continue
 		}
 		if status != eventsv1.ConnectorStatus_CONNECTOR_STATUS_UNSPECIFIED && conn.GetStatus() != status {

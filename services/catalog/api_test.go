@@ -1,7 +1,6 @@
 package catalog_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -32,24 +31,6 @@ import (
 	"github.com/accessbus/accessbus/services/catalog"
 )
 
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // missingDomain is a domain the tests' resolver says does not exist.
 const missingDomain = "nowhere.example.invalid"
 
@@ -60,7 +41,7 @@ type apiEnv struct {
 	disc   *catalog.Discovery
 	auth   *auth.Store
 	srv    *httptest.Server
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 	events *testkit.Recorder
 	// seen collects every API answer and error text, to search for secrets.
 	mu   sync.Mutex
@@ -71,7 +52,7 @@ func newAPIEnv(t *testing.T) *apiEnv {
 	t.Helper()
 	e := newEnv(t)
 	ctx := context.Background()
-	a := &apiEnv{env: e, disc: e.discovery(t), logs: &syncBuffer{}}
+	a := &apiEnv{env: e, disc: e.discovery(t), logs: &testkit.Buffer{}}
 	var err error
 	if a.auth, err = auth.Open(ctx, e.js, auth.Options{Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/accessbus/accessbus/libs/gen/accessbus/catalog/v1/catalogv1connect"
 	"github.com/accessbus/accessbus/libs/service"
 	"github.com/accessbus/accessbus/libs/telemetry"
+	"github.com/accessbus/accessbus/libs/testkit"
 	"github.com/accessbus/accessbus/services/catalog"
 )
 
@@ -30,7 +31,7 @@ type running struct {
 
 // runCatalog runs the catalog service with cfg until the returned stop,
 // waiting until it is ready; a Run that fails before is returned as err.
-func (e *env) runCatalog(t *testing.T, cfg catalog.Config, logs *syncBuffer) (*running, error) {
+func (e *env) runCatalog(t *testing.T, cfg catalog.Config, logs *testkit.Buffer) (*running, error) {
 	t.Helper()
 	cfg.SecretsKey = e.key
 	health := service.NewHealth()
@@ -81,7 +82,7 @@ func adminClient(url string, key telemetry.Secret) catalogv1connect.AdminService
 // role); the key works over the mounted API; the next start creates none.
 func TestRunBootstrapsFirstSuperAdmin(t *testing.T) {
 	e := newEnv(t)
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	got := make(chan catalog.BootstrapAdmin, 2)
 	cfg := catalog.Config{AdminEmail: "Root@Example.com", OnBootstrapKey: func(_ context.Context, a catalog.BootstrapAdmin) error {
 		got <- a
@@ -137,7 +138,7 @@ func TestRunBootstrapsFirstSuperAdmin(t *testing.T) {
 // with neither, nothing is created.
 func TestRunBootstrapHandOverFails(t *testing.T) {
 	e := newEnv(t)
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	ctx := context.Background()
 	store, err := auth.Open(ctx, e.js, auth.Options{})
 	if err != nil {

@@ -1,7 +1,6 @@
 package notifier_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"log/slog"
@@ -29,24 +28,6 @@ import (
 
 const wait = 15 * time.Second
 
-// syncBuffer collects log lines from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is an embedded NATS with the bus's streams, the connector store, the
 // capture SMTP server and a notifier configured against them.
 type env struct {
@@ -56,7 +37,7 @@ type env struct {
 	conns   *connectors.Store
 	capture *mailcapture.Server
 	notify  *testkit.Recorder
-	logs    *syncBuffer
+	logs    *testkit.Buffer
 	cfg     notifier.Config
 	tlsCfg  *tls.Config
 	// reject, when set, answers RCPT TO in place of accepting.
@@ -82,7 +63,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{nats: ns, js: js, bus: b, conns: conns, logs: &syncBuffer{}}
+	e := &env{nats: ns, js: js, bus: b, conns: conns, logs: &testkit.Buffer{}}
 	copts := mailcapture.Options{Reject: func(_, to string) *mailcapture.Reply {
 		c, _ := e.rcpts.LoadOrStore(to, new(atomic.Int64))
 		c.(*atomic.Int64).Add(1)

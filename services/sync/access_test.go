@@ -1,13 +1,11 @@
 package syncsvc_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -24,24 +22,6 @@ import (
 	syncsvc "github.com/accessbus/accessbus/services/sync"
 )
 
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestAccessServiceNeedsAKey: the AccessService is not built without the
 // API keys; served, it refuses every call (the streaming export too)
 // without a key or with an unknown one, with Unauthenticated, before it
@@ -54,7 +34,7 @@ func TestAccessServiceNeedsAKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	var holds atomic.Int32
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	cfg := syncsvc.AccessConfig{
 		Hold: func(context.Context, string) (func(), error) {
 			holds.Add(1)

@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,25 +30,8 @@ type env struct {
 	capture *mailcapture.Server
 	smtp    *mailer.SMTP
 	notify  *testkit.Recorder
-	logs    *syncBuffer
+	logs    *testkit.Buffer
 	reject  atomic.Pointer[func(to string) *mailcapture.Reply]
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newEnv(t *testing.T) *env {
@@ -63,7 +45,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{js: js, bus: b, logs: &syncBuffer{}}
+	e := &env{js: js, bus: b, logs: &testkit.Buffer{}}
 	e.capture, err = mailcapture.Start(ctx, "127.0.0.1:0", js, mailcapture.Options{Storage: jetstream.MemoryStorage,
 		Reject: func(_, to string) *mailcapture.Reply {
 			if f := e.reject.Load(); f != nil {

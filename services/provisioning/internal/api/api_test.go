@@ -1,14 +1,12 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -48,7 +46,7 @@ type env struct {
 	auth   *auth.Store
 	srv    *httptest.Server
 	// logs is the bus's log, at debug level.
-	logs *syncBuffer
+	logs *testkit.Buffer
 	// client calls as a Super Administrator.
 	client provisioningv1connect.ProvisioningServiceClient
 	// stored holds every request stored on the PROVISIONING stream.
@@ -67,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	if _, err := bus.DeclareStreams(ctx, js, bus.Streams(bus.StreamOptions{Storage: jetstream.MemoryStorage})...); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	b, err := bus.New(js, bus.Options{Logger: telemetry.NewLogger(logs, slog.LevelDebug)})
 	if err != nil {
 		t.Fatal(err)
@@ -106,24 +104,6 @@ func newEnv(t *testing.T) *env {
 	}
 	e.client = e.clientWithKey(e.key(t, "idn-root", auth.SuperAdmin))
 	return e
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // annID is the identity of c1's owner.

@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -38,24 +37,6 @@ import (
 // consoleSecret is what an administrator typed in the Okta Admin Console.
 const consoleSecret = "console-typed-S3cret-0123456789"
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is the SyncService and the hook receiver behind one real HTTP server,
 // on an embedded JetStream, with connectors c1 and c2 (no API token: a hook
 // managed in the Okta Admin Console needs none, and Okta is never called).
@@ -70,7 +51,7 @@ type env struct {
 	js   jetstream.JetStream
 	// client calls as a Super Administrator.
 	client syncv1connect.SyncServiceClient
-	logs   *syncBuffer
+	logs   *testkit.Buffer
 }
 
 type envOptions struct {
@@ -86,7 +67,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if _, err := bus.DeclareStreams(ctx, js, bus.Streams(bus.StreamOptions{Storage: jetstream.MemoryStorage})...); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b, err := bus.New(js, bus.Options{Logger: log})
 	if err != nil {

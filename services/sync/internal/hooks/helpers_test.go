@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,24 +24,6 @@ import (
 
 const hookSecret = "hook-s3cret-0123456789-abcdefghij"
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is one embedded JetStream with the streams, a connector store with
 // connector c1 (hook secret set) and c2 (none), and a Receiver behind a
 // real HTTP server.
@@ -53,7 +34,7 @@ type env struct {
 	store *connectors.Store
 	recv  *hooks.Receiver
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *testkit.Buffer
 }
 
 func newEnv(t testing.TB, opts hooks.ReceiverOptions) *env {
@@ -64,7 +45,7 @@ func newEnv(t testing.TB, opts hooks.ReceiverOptions) *env {
 	if _, err := bus.DeclareStreams(ctx, js, bus.Streams(bus.StreamOptions{Storage: jetstream.MemoryStorage})...); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	b, err := bus.New(js, bus.Options{Logger: log})
 	if err != nil {
