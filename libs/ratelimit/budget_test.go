@@ -688,27 +688,33 @@ func TestLearnedWindowRetriedAfterStoreFailure(t *testing.T) {
 // for that time, and the one after it waits for its own.
 func testLead(t *testing.T, s Store) {
 	ctx := t.Context()
-	// 100 per 10 s: one every 100 ms; turns up to 150 ms ahead.
+	// 100 per 10 s: one every 100 ms; turns up to 150 ms ahead. The
+	// figures are measured from the first take: a scenario that a loaded
+	// machine delays between takes is tried again on a fresh bucket.
 	const iv = 100 * time.Millisecond
-	req := TakeRequest{Org: org, Bucket: BucketUsers, DefaultLimit: 101, Share: 1, Period: 10 * time.Second,
-		Lead: 150 * time.Millisecond, MaxSlots: 10, SlotTTL: time.Minute}
-	take := func(id string) TakeResult {
-		t.Helper()
-		req.SlotID = id
-		res, err := s.Take(ctx, req)
-		if err != nil {
-			t.Fatal(err)
+	tries(t, func(org string) []string {
+		req := TakeRequest{Org: org, Bucket: BucketUsers, DefaultLimit: 101, Share: 1, Period: 10 * time.Second,
+			Lead: 150 * time.Millisecond, MaxSlots: 10, SlotTTL: time.Minute}
+		take := func(id string) TakeResult {
+			t.Helper()
+			req.SlotID = id
+			res, err := s.Take(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
 		}
-		return res
-	}
-	if res := take("a"); !res.OK || res.Delay != 0 {
-		t.Fatalf("first take: %+v, want admitted now", res)
-	}
-	if res := take("b"); !res.OK || res.Delay < iv*8/10 || res.Delay > iv {
-		t.Errorf("second take: %+v, want admitted for an interval from now", res)
-	}
-	// Due two intervals from now, 50 ms beyond the lead.
-	if res := take("c"); res.OK || res.Blocker != BlockedByRate || res.Wait > 50*time.Millisecond || res.Wait < 30*time.Millisecond {
-		t.Errorf("third take: %+v, want a wait of about 50 ms", res)
-	}
+		var problems []string
+		if res := take("a"); !res.OK || res.Delay != 0 {
+			problems = append(problems, fmt.Sprintf("first take: %+v, want admitted now", res))
+		}
+		if res := take("b"); !res.OK || res.Delay < iv*8/10 || res.Delay > iv {
+			problems = append(problems, fmt.Sprintf("second take: %+v, want admitted for an interval from now", res))
+		}
+		// Due two intervals from now, 50 ms beyond the lead.
+		if res := take("c"); res.OK || res.Blocker != BlockedByRate || res.Wait > 50*time.Millisecond || res.Wait < 30*time.Millisecond {
+			problems = append(problems, fmt.Sprintf("third take: %+v, want a wait of about 50 ms", res))
+		}
+		return problems
+	})
 }

@@ -249,7 +249,10 @@ func Connect(ctx context.Context, o ConnectOptions) (Deps, error) {
 	if err != nil {
 		return Deps{}, fmt.Errorf("connect to NATS at %s: %w", o.NATSURL, err)
 	}
-	js, err := jetstream.New(nc)
+	// An asynchronous publish whose ack never comes (lost in a reconnect)
+	// fails after a minute instead of holding a place among the pending
+	// publishes for the life of the process.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(time.Minute))
 	if err != nil {
 		nc.Close()
 		return Deps{}, fmt.Errorf("open JetStream: %w", err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -273,8 +274,12 @@ func (a *AssignmentCounter) recountLoop(ctx context.Context, markers jetstream.K
 			if !ok {
 				return
 			}
-			// Gather the burst: the recount reads every marker anyway.
-			timer := time.NewTimer(max(recountDelay, recountShare*last))
+			// Gather the burst: the recount reads every marker anyway. Up
+			// to half as long again at random, so that replicas woken by
+			// the same marker rarely count at the same time (the one whose
+			// clearing then fails marks the application again).
+			wait := max(recountDelay, recountShare*last)
+			timer := time.NewTimer(wait + rand.N(wait/2+1))
 		gather:
 			for {
 				select {
