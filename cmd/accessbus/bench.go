@@ -283,16 +283,7 @@ func printBenchTable(w io.Writer, runs []syncsvc.BenchSync) error {
 	row("gc cycles, allocated (MiB)", func(r syncsvc.BenchSync) string {
 		return fmt.Sprintf("%d, %.0f", r.GCCycles, float64(r.AllocBytes)/(1<<20))
 	})
-	var buckets []string
-	for _, r := range runs {
-		for b := range r.CallsByBucket {
-			if !slices.Contains(buckets, b) {
-				buckets = append(buckets, b)
-			}
-		}
-	}
-	slices.Sort(buckets)
-	for _, b := range buckets {
+	for _, b := range bucketNames(runs, func(r syncsvc.BenchSync) map[string]int64 { return r.CallsByBucket }) {
 		row("calls "+b+" (min)", func(r syncsvc.BenchSync) string {
 			return fmt.Sprintf("%d (%d)", r.CallsByBucket[b], r.MinCallsByBucket[b])
 		})
@@ -305,4 +296,19 @@ func printBenchTable(w io.Writer, runs []syncsvc.BenchSync) error {
 		return fmt.Errorf("bench sync: write results: %w", err)
 	}
 	return nil
+}
+
+// bucketNames is every Okta bucket any of runs has a figure for, sorted:
+// the rows of a bench table, the same in every column.
+func bucketNames[R any](runs []R, byBucket func(R) map[string]int64) []string {
+	var names []string
+	for _, r := range runs {
+		for b := range byBucket(r) {
+			if !slices.Contains(names, b) {
+				names = append(names, b)
+			}
+		}
+	}
+	slices.Sort(names)
+	return names
 }

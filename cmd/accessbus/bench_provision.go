@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
-	"slices"
 	"text/tabwriter"
 
 	"github.com/nats-io/nats.go"
@@ -186,16 +185,7 @@ func printBenchProvisionTable(w io.Writer, runs []provisioning.BenchResult) erro
 	row("throughput (/s)", func(r provisioning.BenchResult) string { return fmt.Sprintf("%.0f", r.Throughput) })
 	row("cpu ms per request", func(r provisioning.BenchResult) string { return fmt.Sprintf("%.3f", r.CPUMSPerRequest) })
 	row("api calls", func(r provisioning.BenchResult) string { return fmt.Sprint(r.APICalls) })
-	var buckets []string
-	for _, r := range runs {
-		for b := range r.CallsByBucket {
-			if !slices.Contains(buckets, b) {
-				buckets = append(buckets, b)
-			}
-		}
-	}
-	slices.Sort(buckets)
-	for _, b := range buckets {
+	for _, b := range bucketNames(runs, func(r provisioning.BenchResult) map[string]int64 { return r.CallsByBucket }) {
 		row("calls "+b+" (writes)", func(r provisioning.BenchResult) string {
 			return fmt.Sprintf("%d (%d)", r.CallsByBucket[b], r.WritesByBucket[b])
 		})
