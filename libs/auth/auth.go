@@ -392,18 +392,23 @@ func MayActOn(c Caller, conn *eventsv1.Connector, what string) error {
 				"your identity (%s) holds neither role: a Super Administrator gives it with `accessbus admin roles assign --email <your email> --role connector_admin`",
 			what, id, id, c.Identity))
 	}
+	return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
+		"%s on connector %s takes being one of its owners or the Super Administrator role; your identity (%s) is a Connector Administrator "+
+			"but not an owner of %s (%s): an owner or a Super Administrator can add you (`accessbus connectors set-owners %s` with every owner's --owner <email>, yours too)",
+		what, id, c.Identity, id, DescribeOwners(conn), id))
+}
+
+// DescribeOwners names conn's owners by email for a refusal ("its owners
+// are a@x, b@y", or "it has no owners"), so the caller knows whom to ask.
+func DescribeOwners(conn *eventsv1.Connector) string {
 	var emails []string
 	for _, o := range conn.GetOwners() {
 		emails = append(emails, o.GetEmail())
 	}
-	owners := "it has no owners"
-	if len(emails) > 0 {
-		owners = "its owners are " + strings.Join(emails, ", ")
+	if len(emails) == 0 {
+		return "it has no owners"
 	}
-	return connect.NewError(connect.CodePermissionDenied, fmt.Errorf(
-		"%s on connector %s takes being one of its owners or the Super Administrator role; your identity (%s) is a Connector Administrator "+
-			"but not an owner of %s (%s): an owner or a Super Administrator can add you (`accessbus connectors set-owners %s` with every owner's --owner <email>, yours too)",
-		what, id, c.Identity, id, owners, id))
+	return "its owners are " + strings.Join(emails, ", ")
 }
 
 // IsOwner says whether identity is one of conn's owners.

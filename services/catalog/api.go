@@ -119,16 +119,8 @@ func mayChange(c auth.Caller, conn *eventsv1.Connector) error {
 	if c.Has(auth.SuperAdmin) || auth.IsOwner(conn, c.Identity) {
 		return nil
 	}
-	var emails []string
-	for _, o := range conn.GetOwners() {
-		emails = append(emails, o.GetEmail())
-	}
-	who := "it has no owners"
-	if len(emails) > 0 {
-		who = "its owners are " + strings.Join(emails, ", ")
-	}
 	return connect.NewError(connect.CodePermissionDenied,
-		fmt.Errorf("only an owner of connector %s or a Super Administrator may change it, and your identity (%s) is neither (%s)", conn.GetId(), c.Identity, who))
+		fmt.Errorf("only an owner of connector %s or a Super Administrator may change it, and your identity (%s) is neither (%s)", conn.GetId(), c.Identity, auth.DescribeOwners(conn)))
 }
 
 // ---- errors
