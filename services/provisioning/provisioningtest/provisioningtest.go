@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/accessbus/accessbus/libs/auth"
+	"github.com/accessbus/accessbus/libs/auth/authtest"
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
@@ -51,17 +52,7 @@ const AdminIdentity = "idn-provisioningtest-admin"
 // NewKey makes an API key for identity, holding roles.
 func (s *Server) NewKey(tb testing.TB, identity string, roles ...auth.Role) telemetry.Secret {
 	tb.Helper()
-	ctx := context.Background()
-	for _, r := range roles {
-		if err := s.auth.Grant(ctx, identity, r); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	key, err := s.auth.NewKey(ctx, identity, "provisioningtest")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return key
+	return authtest.Key(tb, s.auth, identity, "provisioningtest", roles...)
 }
 
 // Start serves the ProvisioningService for the test, with the given

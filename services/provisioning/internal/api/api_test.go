@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/accessbus/accessbus/libs/auth"
+	"github.com/accessbus/accessbus/libs/auth/authtest"
 	"github.com/accessbus/accessbus/libs/bus"
 	"github.com/accessbus/accessbus/libs/connectors"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
@@ -112,17 +113,7 @@ const annID = "idn-ann"
 // key makes an API key for identity, holding roles.
 func (e *env) key(t *testing.T, identity string, roles ...auth.Role) telemetry.Secret {
 	t.Helper()
-	ctx := context.Background()
-	for _, r := range roles {
-		if err := e.auth.Grant(ctx, identity, r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	k, err := e.auth.NewKey(ctx, identity, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return authtest.Key(t, e.auth, identity, "test", roles...)
 }
 
 // clientWithKey calls the API with key (none when unset).
