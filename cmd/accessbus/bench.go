@@ -132,7 +132,7 @@ and the events published. --json prints one JSON object per line, one per sync.`
 	f.BoolVar(&o.natsInProcess, "nats-in-process", false, "run the JetStream server in this process, as accessbus dev does, instead of a child process")
 	f.IntVar(&o.gogc, "gogc", benchGOGC, "GOGC of this process (the sync and the embedded JetStream server); the GOGC variable wins")
 	f.Int64Var(&o.memLimit, "memory-limit", benchMemLimit, "GOMEMLIMIT of this process in bytes, 0 for none; the GOMEMLIMIT variable wins")
-	f.StringVar(&o.cpuProf, "cpu-profile", "", "write a CPU profile of the run to this file")
+	f.StringVar(&o.cpuProf, "cpu-profile", "", "write a CPU profile of the run to this file (and of the NATS and simulator processes to FILE.NATS, FILE.simulator)")
 	f.StringVar(&o.memProf, "mem-profile", "", "write a heap profile (allocations since the start) to this file after the run")
 	_ = f.MarkHidden("cpu-profile")
 	_ = f.MarkHidden("mem-profile")
@@ -152,6 +152,13 @@ func runBenchSync(ctx context.Context, o benchSyncOptions, stdout io.Writer) err
 	}
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set && o.memLimit > 0 {
 		defer debug.SetMemoryLimit(debug.SetMemoryLimit(o.memLimit))
+	}
+	if o.cpuProf != "" {
+		// The child processes profile themselves into <file>.NATS and
+		// <file>.simulator.
+		if err := os.Setenv(syncsvc.BenchChildProfileEnv, o.cpuProf); err != nil {
+			return fmt.Errorf("bench sync: --cpu-profile: %w", err)
+		}
 	}
 	exe, err := os.Executable()
 	if err != nil && !(o.simInProcess && o.natsInProcess) {

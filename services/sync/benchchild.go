@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,6 +121,26 @@ func (c *benchChild) usage() (time.Duration, int64, bool) {
 	return cpu, rss, okCPU && rss > 0
 }
 
+// BenchChildProfileEnv names the environment variable that makes a bench's
+// child processes write a CPU profile to its value followed by "." and the
+// child's name (NATS, simulator); `accessbus bench sync --cpu-profile`
+// sets it.
+const BenchChildProfileEnv = "ACCESSBUS_BENCH_CPU_PROFILE"
+
+// startChildProfile starts a CPU profile written to path until the
+// returned function is called.
+func startChildProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("CPU profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
+}
+
 // serveBenchChild is the child's side: it reads its configuration into
 // config, runs start, answers what start returns, and returns once in
 // closes or ctx ends (or done, when not nil, closes), after calling stop.
@@ -138,6 +159,13 @@ func serveBenchChild(ctx context.Context, name string, in io.Reader, out io.Writ
 		return fmt.Errorf("bench %s: %w", name, err)
 	}
 	defer stop()
+	if prefix := os.Getenv(BenchChildProfileEnv); prefix != "" {
+		stopProfile, err := startChildProfile(prefix + "." + name)
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", name, err)
+		}
+		defer stopProfile()
+	}
 	b, err := json.Marshal(ready)
 	if err != nil {
 		return fmt.Errorf("bench %s: answer: %w", name, err)
