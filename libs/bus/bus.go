@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -55,7 +56,11 @@ type Bus struct {
 	handleTime  metric.Float64Histogram
 
 	// Attribute options built once, since publishing is a hot path.
-	pubStored, pubDuplicate, pubError, pubAsync metric.MeasurementOption
+	pubStored, pubDuplicate, pubError, pubAsync, pubBatch metric.MeasurementOption
+
+	// batched remembers, per stream name, whether it takes fast batches
+	// (a batchCheck); streamOf the stream of a subject.
+	batched, streamOf sync.Map
 }
 
 // New returns a Bus on js.
@@ -99,7 +104,7 @@ func New(js jetstream.JetStream, opts Options) (*Bus, error) {
 	outcome := func(v string) metric.MeasurementOption {
 		return metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", v)))
 	}
-	b.pubStored, b.pubDuplicate, b.pubError, b.pubAsync = outcome("stored"), outcome("duplicate"), outcome("error"), outcome("async")
+	b.pubStored, b.pubDuplicate, b.pubError, b.pubAsync, b.pubBatch = outcome("stored"), outcome("duplicate"), outcome("error"), outcome("async"), outcome("batch")
 	return b, nil
 }
 
@@ -185,28 +190,13 @@ func (b *Bus) PublishRaw(ctx context.Context, subject, msgID, payloadType string
 // sent, with outcome "async" (or "error" when the send failed); their acks
 // are the caller's to read.
 func (b *Bus) PublishAsync(ctx context.Context, subject, msgID string, payload proto.Message) (jetstream.PubAckFuture, error) {
-	if payload == nil || !payload.ProtoReflect().IsValid() {
-		return nil, fmt.Errorf("publish to %s: nil payload", subject)
-	}
-	if err := checkSubject(subject); err != nil {
-		return nil, fmt.Errorf("publish: %w", err)
-	}
-	if msgID == "" {
-		return nil, fmt.Errorf("publish to %s: a deterministic message id is required", subject)
-	}
-	name := string(payload.ProtoReflect().Descriptor().FullName())
-	data, err := proto.Marshal(payload)
-	if err != nil {
-		return nil, fmt.Errorf("publish to %s: marshal %s: %w", subject, name, err)
-	}
 	// No producer span even outside a span: a span would have to end at
 	// the ack, which this call does not see. Callers publish from a run's
 	// or a handler's span, whose context the headers carry.
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
-		HeaderMsgID:       {msgID},
-		HeaderPayloadType: {name},
-	}}
-	b.prop.Inject(ctx, headerCarrier(msg.Header))
+	msg, _, err := b.message(ctx, subject, msgID, payload)
+	if err != nil {
+		return nil, err
+	}
 	fut, err := b.js.PublishMsgAsync(msg)
 	if err != nil {
 		b.published.Add(context.Background(), 1, b.pubError)

@@ -47,8 +47,11 @@ func Streams(opts StreamOptions) []jetstream.StreamConfig {
 			Replicas:    replicas,
 		}
 	}
+	access := mk(subjects.StreamAccess, subjects.FilterAccess, "Public change log of resources and grants per connector", 30*day)
+	// A sync publishes its changes in fast batches (Bus.PublishBatch).
+	access.AllowBatchPublish = true
 	return []jetstream.StreamConfig{
-		mk(subjects.StreamAccess, subjects.FilterAccess, "Public change log of resources and grants per connector", 30*day),
+		access,
 		mk(subjects.StreamSync, subjects.FilterSync, "Sync requests (work queue consumer) and sync run events", 7*day),
 		mk(subjects.StreamProvisioning, subjects.FilterProvisioning, "Provisioning requests, results and expiry warnings", 30*day),
 		mk(subjects.StreamCatalog, subjects.FilterCatalog, "Applications, connectors and platform identities", 30*day),
@@ -133,6 +136,7 @@ func declareStream(ctx context.Context, js jetstream.JetStream, want jetstream.S
 	upd.MaxMsgs = want.MaxMsgs
 	upd.Duplicates = want.Duplicates
 	upd.Replicas = want.Replicas
+	upd.AllowBatchPublish = want.AllowBatchPublish
 	if _, err := js.UpdateStream(ctx, upd); err != nil {
 		return res, fmt.Errorf("update stream %s (%v): %w", want.Name, changed, err)
 	}
@@ -174,6 +178,9 @@ func streamDiff(have, want jetstream.StreamConfig) []string {
 	}
 	if max(have.Replicas, 1) != max(want.Replicas, 1) {
 		d = append(d, "replicas")
+	}
+	if have.AllowBatchPublish != want.AllowBatchPublish {
+		d = append(d, "allow_batched")
 	}
 	return d
 }

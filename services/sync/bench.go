@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/http"
 	"runtime"
@@ -317,7 +318,19 @@ func (f *firstEvent) PublishAsync(ctx context.Context, subject, msgID string, pa
 	return f.bus.PublishAsync(ctx, subject, msgID, payload)
 }
 
-var _ changes.AsyncPublisher = (*firstEvent)(nil)
+// PublishBatch implements changes.BatchPublisher.
+func (f *firstEvent) PublishBatch(ctx context.Context, events iter.Seq[bus.Event]) (bus.BatchResult, error) {
+	return f.bus.PublishBatch(ctx, func(yield func(bus.Event) bool) {
+		for ev := range events {
+			f.note(ev.Subject)
+			if !yield(ev) {
+				return
+			}
+		}
+	})
+}
+
+var _ changes.BatchPublisher = (*firstEvent)(nil)
 
 func (f *firstEvent) note(subject string) {
 	if len(subject) < 7 || subject[:7] != "access." {

@@ -51,12 +51,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/accessbus/accessbus/libs/bus"
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/subjects"
 	"github.com/nats-io/nats.go/jetstream"
@@ -78,6 +81,18 @@ type AsyncPublisher interface {
 	Publisher
 	PublishAsync(ctx context.Context, subject, msgID string, payload proto.Message) (jetstream.PubAckFuture, error)
 }
+
+// BatchPublisher is an AsyncPublisher that can also store many events
+// through one fast batch (bus.Bus.PublishBatch); *bus.Bus is one.
+type BatchPublisher interface {
+	AsyncPublisher
+	PublishBatch(ctx context.Context, events iter.Seq[bus.Event]) (bus.BatchResult, error)
+}
+
+// MinBatch is the fewest new events a commit publishes as one fast batch
+// (with a BatchPublisher); fewer go one by one, asynchronously, since a
+// batch costs two round trips of its own.
+const MinBatch = 32
 
 // DefaultPublishWindow is how many events a Committer keeps unacked at
 // most. Far below JetStream's own limit of pending asynchronous publishes
@@ -114,6 +129,9 @@ type Committer struct {
 	// CommitBatch: random per committer, so runs never share one.
 	journalPrefix string
 	journalSeq    atomic.Int64
+
+	// noBatch is set once the stream refused fast batches.
+	noBatch atomic.Bool
 
 	mu        sync.Mutex
 	resources map[eventsv1.ResourceKind]*Counts
@@ -259,7 +277,7 @@ func (c *Committer) commit(ctx context.Context, key string, prev state.Entry, ne
 			return prev, err
 		}
 	}
-	return c.finish(ctx, key, prev, next, events)
+	return c.finish(ctx, key, prev, next, events, true)
 }
 
 // Recover finishes the commits a previous run journaled but did not
@@ -289,8 +307,8 @@ func (c *Committer) Recover(ctx context.Context, snap *state.Snapshot) error {
 		}
 		var ent state.Entry
 		if p.Journal == "" {
-			ent, err = c.finish(ctx, key, prev, next, events)
-		} else if err = c.publish(ctx, key, []diffResult{events}); err == nil {
+			ent, err = c.finish(ctx, key, prev, next, events, false)
+		} else if err = c.publish(ctx, key, []diffResult{events}, false); err == nil {
 			ent, err = c.write(ctx, key, prev, next)
 		}
 		if err != nil {
@@ -309,8 +327,10 @@ func (c *Committer) Recover(ctx context.Context, snap *state.Snapshot) error {
 	return nil
 }
 
-func (c *Committer) finish(ctx context.Context, key string, prev state.Entry, next []byte, events diffResult) (state.Entry, error) {
-	if err := c.publish(ctx, key, []diffResult{events}); err != nil {
+// finish publishes a container's events and writes it; fresh says that the
+// events were never published before (not a recovery).
+func (c *Committer) finish(ctx context.Context, key string, prev state.Entry, next []byte, events diffResult, fresh bool) (state.Entry, error) {
+	if err := c.publish(ctx, key, []diffResult{events}, fresh); err != nil {
 		return prev, err
 	}
 	ent, err := c.write(ctx, key, prev, next)
@@ -411,7 +431,7 @@ func (c *Committer) CommitBatch(ctx context.Context, items []Item) error {
 	if len(todo) == 1 {
 		label = todo[0].Key
 	}
-	if err := c.publish(ctx, label, all); err != nil {
+	if err := c.publish(ctx, label, all, true); err != nil {
 		return err
 	}
 	// The new values are written together, the deletions one by one.
@@ -444,7 +464,12 @@ func (c *Committer) CommitBatch(ctx context.Context, items []Item) error {
 // publish stores the events of every diff, in order, and returns once each
 // is acked. Events are built as they are sent, so that a container of a
 // hundred thousand grants never holds them all at once.
-func (c *Committer) publish(ctx context.Context, key string, diffs []diffResult) error {
+func (c *Committer) publish(ctx context.Context, key string, diffs []diffResult, fresh bool) error {
+	if fresh {
+		if done, err := c.publishBatch(ctx, key, diffs); done || err != nil {
+			return err
+		}
+	}
 	ap, async := c.pub.(AsyncPublisher)
 	if !async {
 		for _, d := range diffs {
@@ -532,6 +557,78 @@ func (c *Committer) publish(ctx context.Context, key string, diffs []diffResult)
 		}
 	}
 	return nil
+}
+
+// publishBatch publishes fresh events (never published before, so none is
+// a duplicate that would end a fast batch at once) as one fast batch, when
+// the publisher and the stream take batches and there are at least
+// MinBatch of them; done says whether it did.
+func (c *Committer) publishBatch(ctx context.Context, key string, diffs []diffResult) (done bool, err error) {
+	bp, ok := c.pub.(BatchPublisher)
+	if !ok || c.noBatch.Load() {
+		return false, nil
+	}
+	n := 0
+	for _, d := range diffs {
+		n += d.len()
+	}
+	if n < MinBatch {
+		return false, nil
+	}
+	// Counted once the whole batch is acked, like the events of Publish.
+	resources := map[eventsv1.ResourceKind]*Counts{}
+	grants := map[eventsv1.GrantKind]*Counts{}
+	events := func(yield func(bus.Event) bool) {
+		for _, d := range diffs {
+			for i := range d.len() {
+				ev := d.at(i)
+				if ev.rk != 0 {
+					ev.apply(countsOf(resources, ev.rk))
+				} else {
+					ev.apply(countsOf(grants, ev.gk))
+				}
+				if !yield(bus.Event{Subject: ev.subject, MsgID: ev.msgID, Payload: ev.payload}) {
+					return
+				}
+			}
+		}
+	}
+	res, err := bp.PublishBatch(ctx, events)
+	if errors.Is(err, bus.ErrBatchUnavailable) {
+		c.noBatch.Store(true)
+		return false, nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("commit %s: %w", key, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.published += int64(res.Count)
+	c.lastSeq = max(c.lastSeq, res.LastSequence)
+	for k, v := range resources {
+		addCounts(countsOf(c.resources, k), v)
+	}
+	for k, v := range grants {
+		addCounts(countsOf(c.grants, k), v)
+	}
+	return true, nil
+}
+
+// countsOf returns m[k], made when missing.
+func countsOf[K comparable](m map[K]*Counts, k K) *Counts {
+	x := m[k]
+	if x == nil {
+		x = &Counts{}
+		m[k] = x
+	}
+	return x
+}
+
+// addCounts adds the published counts of d to x.
+func addCounts(x, d *Counts) {
+	x.Added += d.Added
+	x.Updated += d.Updated
+	x.Removed += d.Removed
 }
 
 // acked counts an event the stream stored (or dropped as a duplicate).

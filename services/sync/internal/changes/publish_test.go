@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -100,16 +102,74 @@ func accessEvents(t *testing.T, js jetstream.JetStream) []jetstream.RawStreamMsg
 	return out
 }
 
+// asyncOnly hides a bus's fast batches: the committer publishes each event
+// asynchronously.
+type asyncOnly struct{ changes.AsyncPublisher }
+
 // Many containers committed at once through a window far smaller than
 // their events: every event is stored once, removals before additions in
 // each container, and every container is written with no journal left.
 func TestAsyncCommitThroughASmallWindow(t *testing.T) {
 	e := newEnv(t)
+	testManyCommits(t, e, asyncOnly{e.bus}, 3)
+}
+
+// countingBatcher counts the fast batches of a bus, and those refused.
+type countingBatcher struct {
+	*bus.Bus
+	stored, refused atomic.Int64
+}
+
+func (c *countingBatcher) PublishBatch(ctx context.Context, events iter.Seq[bus.Event]) (bus.BatchResult, error) {
+	res, err := c.Bus.PublishBatch(ctx, events)
+	switch {
+	case errors.Is(err, bus.ErrBatchUnavailable):
+		c.refused.Add(1)
+	case err == nil:
+		c.stored.Add(1)
+	}
+	return res, err
+}
+
+// The same through fast batches (each container has at least MinBatch
+// events).
+func TestBatchCommit(t *testing.T) {
+	e := newEnv(t)
+	pub := &countingBatcher{Bus: e.bus}
+	testManyCommits(t, e, pub, 0)
+	if pub.stored.Load() != 9 || pub.refused.Load() != 0 {
+		t.Fatalf("%d fast batches stored, %d refused; want one per commit (9), none refused", pub.stored.Load(), pub.refused.Load())
+	}
+}
+
+// A stream that does not take fast batches: the committer publishes the
+// events one by one and loses none.
+func TestBatchCommitFallsBackWithoutAllowBatched(t *testing.T) {
+	e := newEnv(t)
+	cfgs := bus.Streams(bus.StreamOptions{Storage: jetstream.MemoryStorage})
+	for i := range cfgs {
+		cfgs[i].AllowBatchPublish = false
+	}
+	if _, err := bus.DeclareStreams(context.Background(), e.js, cfgs...); err != nil {
+		t.Fatalf("declare streams: %v", err)
+	}
+	pub := &countingBatcher{Bus: e.bus}
+	testManyCommits(t, e, pub, 0)
+	if pub.stored.Load() != 0 || pub.refused.Load() == 0 || pub.refused.Load() > 8 {
+		t.Fatalf("%d fast batches stored, %d refused; want none stored, and the committer to stop asking once it knows", pub.stored.Load(), pub.refused.Load())
+	}
+}
+
+// testManyCommits commits 8 groups of 40 members at once through pub (with
+// a publish window when window > 0), then changes half of one group.
+func testManyCommits(t *testing.T, e *env, pub changes.Publisher, window int) {
+	t.Helper()
 	ctx := context.Background()
-	var _ changes.AsyncPublisher = e.bus
+	com := changes.New(pub, e.store, conn, "run1", eventsv1.ChangeCause_CHANGE_CAUSE_FULL_SYNC)
+	if window > 0 {
+		com.SetPublishWindow(window)
+	}
 	const groups, perGroup = 8, 40
-	com := changes.New(e.bus, e.store, conn, "run1", eventsv1.ChangeCause_CHANGE_CAUSE_FULL_SYNC)
-	com.SetPublishWindow(3)
 	entries := make([]state.Entry, groups)
 	g, gctx := errgroup.WithContext(ctx)
 	for i := range groups {

@@ -3,6 +3,7 @@ package fullsync_test
 import (
 	"context"
 	"errors"
+	"iter"
 	"net/http"
 	"slices"
 	"sort"
@@ -552,6 +553,7 @@ type crashingPublisher struct {
 	count   int64
 	crashed bool
 	last    proto.Message
+	batches int
 }
 
 func (p *crashingPublisher) Publish(ctx context.Context, subject, msgID string, payload proto.Message) (*jetstream.PubAck, error) {
@@ -573,6 +575,40 @@ func (p *crashingPublisher) Publish(ctx context.Context, subject, msgID string, 
 		p.cancel()
 	}
 	return ack, nil
+}
+
+// crashingBatcher publishes fast batches through a bus until at least n
+// access events were sent and one that crashOn accepts was, then cancels
+// the run's context in the middle of the batch, as if the process died
+// there: part of the batch is stored, its containers are not written.
+type crashingBatcher struct {
+	crashingPublisher
+	bus *bus.Bus
+}
+
+func (p *crashingBatcher) PublishAsync(ctx context.Context, subject, msgID string, payload proto.Message) (jetstream.PubAckFuture, error) {
+	return p.bus.PublishAsync(ctx, subject, msgID, payload)
+}
+
+func (p *crashingBatcher) PublishBatch(ctx context.Context, events iter.Seq[bus.Event]) (bus.BatchResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.crashed {
+		return bus.BatchResult{}, context.Canceled
+	}
+	p.batches++
+	return p.bus.PublishBatch(ctx, func(yield func(bus.Event) bool) {
+		for ev := range events {
+			if !yield(ev) {
+				return
+			}
+			p.count++
+			if p.count >= p.n && p.crashOn(ev.Payload) {
+				p.crashed, p.last = true, ev.Payload
+				p.cancel()
+			}
+		}
+	})
 }
 
 // TestCrashMidSyncLosesAndDuplicatesNothing: a sync killed right after an
@@ -610,18 +646,28 @@ func TestCrashMidSyncLosesAndDuplicatesNothing(t *testing.T) {
 		n       int64
 		crashOn func(proto.Message) bool
 		undo    bool
+		// batch: the sync publishes fast batches and dies in the middle
+		// of one.
+		batch bool
 	}{
-		{"first ack", 1, anything, false},
-		{"membership then undone", 150, okMembership, true},
-		{"last but one ack", int64(len(want)) - 1, anything, false},
+		{"first ack", 1, anything, false, false},
+		{"membership then undone", 150, okMembership, true, false},
+		{"last but one ack", int64(len(want)) - 1, anything, false, false},
+		{"mid-batch", 40, anything, false, true},
+		{"mid-batch membership then undone", 150, okMembership, true, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			pub := &crashingPublisher{next: e.bus, n: tc.n, crashOn: tc.crashOn, cancel: cancel}
-			_, err := e.sync(ctx, t, syncOpts{pub: pub})
+			b := &crashingBatcher{crashingPublisher: crashingPublisher{next: e.bus, n: tc.n, crashOn: tc.crashOn, cancel: cancel}, bus: e.bus}
+			pub := &b.crashingPublisher
+			var sp changes.Publisher = pub
+			if tc.batch {
+				sp = b
+			}
+			_, err := e.sync(ctx, t, syncOpts{pub: sp})
 			var f *fullsync.Failure
 			if !errors.As(err, &f) || f.Reason != eventsv1.SyncFailureReason_SYNC_FAILURE_REASON_CANCELLED {
 				t.Fatalf("crashed sync returned %v", err)
@@ -645,6 +691,9 @@ func TestCrashMidSyncLosesAndDuplicatesNothing(t *testing.T) {
 				ids[c.msgID] = true
 			}
 			sameSet(t, "after crash and rerun", whats(all), exp)
+			if tc.batch && (pub.batches == 0 || pub.last == nil) {
+				t.Fatalf("the sync published %d fast batches and crashed on %v: the batch path was not exercised", pub.batches, pub.last)
+			}
 			t.Logf("%d events before the crash, %d in all", len(before), len(all))
 		})
 	}
