@@ -288,6 +288,29 @@ func (s *streamer) markDone(key string, n int) {
 	s.mu.Unlock()
 }
 
+// noRoles notes, without queueing it, the role container of a user in scope
+// who holds no role, is no role assignee and had no container: what item
+// would do with it (skipEmpty). Most users of an org are such users.
+func (s *streamer) noRoles(kind, id string, rs []okta.RoleAssignment) bool {
+	if kind != state.KindRolesUser || len(rs) != 0 || s.r.assignees[id] {
+		return false
+	}
+	select {
+	case <-s.usersDone:
+	default:
+		return false
+	}
+	if !s.users[id] {
+		return false
+	}
+	key, err := s.r.key(kind, id)
+	if err != nil || s.r.snap.Containers[key].Exists() {
+		return false
+	}
+	s.markDone(key, 0)
+	return true
+}
+
 // skipEmpty says whether a grant container that does not exist yet need
 // not be written: a user's role container without roles or the assignee
 // marker, which every user outside the role assignees has. Absent and empty
@@ -439,6 +462,9 @@ func (s *streamer) buildMembers(grp okta.Group, ids []string) {
 // buildRoles hands a principal's role container to the committers once
 // the list of its kind is in.
 func (s *streamer) buildRoles(kind, principal, id string, rs []okta.RoleAssignment) {
+	if s.noRoles(kind, id, rs) {
+		return
+	}
 	s.g.Go(func() error {
 		var in map[string]bool
 		if kind == state.KindRolesGroup {
