@@ -6,9 +6,8 @@ import (
 	"testing"
 )
 
-// TestIDsOf: the fast id scan agrees with encoding/json on every page it
-// accepts, and a page it does not expect goes to encoding/json, whose
-// answer (ids or error) is the result.
+// TestIDsOf: idsOf agrees with encoding/json on the ids of every page, and
+// fails on a page that is not JSON.
 func TestIDsOf(t *testing.T) {
 	pages := []string{
 		`[]`,

@@ -13,23 +13,14 @@ import (
 // handing it to fn converted. A callback error stops the listing and is
 // returned as is.
 func listLinkPaged[W, T any](ctx context.Context, c *Client, op, path string, conv func(W) T, fn func([]T) error) error {
-	return linkPaged(ctx, c, op, path, func(body []byte) ([]T, error) {
-		var page []W
-		if err := json.Unmarshal(body, &page); err != nil {
-			return nil, err
-		}
-		out := make([]T, 0, len(page))
-		for _, w := range page {
-			out = append(out, conv(w))
-		}
-		return out, nil
-	}, fn)
+	return linkPaged(ctx, c, op, path, func(body []byte) ([]T, error) { return decodeWire(body, conv) }, fn)
 }
 
 // linkPaged is the paging of listLinkPaged with the decoding of a page
 // left to decode: the transport hands it each page's body (rawBody), and
 // the SDK, which builds the requests and follows the Link headers, decodes
-// an empty array, so a page is decoded once, by one pass of its own.
+// an empty array, so a page is decoded once, by one pass of its own. Each
+// page handed to fn is a slice of its own, which fn may keep.
 func linkPaged[T any](ctx context.Context, c *Client, op, path string, decode func([]byte) ([]T, error), fn func([]T) error) error {
 	rb := &rawBody{}
 	ctx = context.WithValue(ctx, rawBodyKey{}, rb)

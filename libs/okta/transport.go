@@ -140,47 +140,73 @@ func (t *transport) once(ctx context.Context, req *http.Request, getBody func() 
 // readBody reads a response body of at most maxBody bytes, into one buffer
 // of the announced length when there is one: io.ReadAll would grow its
 // buffer step by step, which for a sync's pages of members and users
-// doubled what the read allocates. The buffer comes from bodyPool when one
-// there is large enough; a caller done with the body gives it back with
-// releaseBody.
+// doubled what the read allocates. The buffer comes from bodyPools; a
+// caller done with the body gives it back with releaseBody.
 func readBody(resp *http.Response) ([]byte, error) {
 	r := io.LimitReader(resp.Body, maxBody)
 	n := resp.ContentLength
 	if n < 0 || n >= maxBody {
-		return io.ReadAll(r)
+		// Unknown length (a compressed or chunked answer): a pooled
+		// buffer of the smallest class, grown as needed.
+		n = minPooledBody - bytes.MinRead
 	}
 	buf := bytes.NewBuffer(bodyBuffer(int(n) + bytes.MinRead))
 	_, err := buf.ReadFrom(r)
 	return buf.Bytes(), err
 }
 
-// bodyPool holds page buffers given back by releaseBody: a sync reads
-// thousands of pages of up to a few megabytes each, and allocating each
-// anew was a tenth of what a sync allocates.
-var bodyPool sync.Pool
+// Page buffers are pooled by capacity class: class k holds buffers of
+// minPooledBody<<k bytes, so that a buffer taken from a class always fits
+// (a single pool handed out buffers too small for most pages: a sync's
+// pages range from a few hundred bytes to a megabyte). A sync reads
+// thousands of pages; allocating each anew was a tenth of what it
+// allocates.
+const (
+	minPooledBody = 16 << 10
+	bodyClasses   = 10 // up to minPooledBody<<9 = 8 MiB
+)
 
-// maxPooledBody bounds the buffers bodyPool keeps.
-const maxPooledBody = 8 << 20
+var bodyPools [bodyClasses]sync.Pool
 
-// bodyBuffer returns an empty buffer of at least capacity n.
-func bodyBuffer(n int) []byte {
-	if p, ok := bodyPool.Get().(*[]byte); ok {
-		if cap(*p) >= n {
-			return (*p)[:0]
-		}
-		bodyPool.Put(p)
+// bodyClass is the smallest class whose buffers hold n bytes, or
+// bodyClasses when none does.
+func bodyClass(n int) int {
+	k := 0
+	for k < bodyClasses && minPooledBody<<k < n {
+		k++
 	}
-	return make([]byte, 0, n)
+	return k
 }
 
-// releaseBody gives a body back to bodyPool. Nothing may refer to it
-// afterwards: the decoders copy what they keep.
+// bodyBuffer returns an empty buffer of capacity at least n: a small one
+// of its own, or one of a class.
+func bodyBuffer(n int) []byte {
+	k := bodyClass(n)
+	if k == bodyClasses || n < minPooledBody/2 {
+		return make([]byte, 0, n)
+	}
+	if p, ok := bodyPools[k].Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, minPooledBody<<k)
+}
+
+// releaseBody gives a body back to the pool of its capacity. Nothing may
+// refer to it afterwards: the decoders copy what they keep.
 func releaseBody(b []byte) {
-	if cap(b) == 0 || cap(b) > maxPooledBody {
+	c := cap(b)
+	if c < minPooledBody {
 		return
 	}
+	k := bodyClass(c)
+	if k == bodyClasses {
+		return // larger than any class: not kept
+	}
+	if minPooledBody<<k > c {
+		k-- // between two classes (grown by bytes.Buffer): the smaller
+	}
 	b = b[:0]
-	bodyPool.Put(&b)
+	bodyPools[k].Put(&b)
 }
 
 // rewindable returns a way to get a fresh copy of the request body for each

@@ -444,8 +444,9 @@ func (r *runner) readStreaming(ctx context.Context, st *streamer) error {
 	st.g, st.ctx = g, ctx
 	dom := r.domainFilter()
 	g.Go(func() error {
+		var users pageList[okta.User]
 		err := r.d.Okta.ListUsers(ctx, okta.ListUsersOptions{IncludeDeprovisioned: true}, func(us []okta.User) error {
-			r.users = append(r.users, us...)
+			users.add(us)
 			for _, u := range us {
 				if dom(u) {
 					if err := st.offerResource(ctx, state.KindUser, u.ID, userResource(u)); err != nil {
@@ -455,6 +456,7 @@ func (r *runner) readStreaming(ctx context.Context, st *streamer) error {
 			}
 			return nil
 		})
+		r.users = users.join(r.users)
 		if err != nil {
 			return err
 		}
@@ -468,10 +470,9 @@ func (r *runner) readStreaming(ctx context.Context, st *streamer) error {
 		return nil
 	})
 	g.Go(func() error {
-		err := r.d.Okta.ListGroups(ctx, okta.ListGroupsOptions{ExpandStats: true}, func(gs []okta.Group) error {
-			r.groups = append(r.groups, gs...)
-			return nil
-		})
+		var groups pageList[okta.Group]
+		err := r.d.Okta.ListGroups(ctx, okta.ListGroupsOptions{ExpandStats: true}, groups.add)
+		r.groups = groups.join(r.groups)
 		if err != nil {
 			return err
 		}
@@ -521,9 +522,9 @@ func (r *runner) readStreaming(ctx context.Context, st *streamer) error {
 func (r *runner) readAppsStreaming(ctx context.Context, st *streamer) error {
 	ag, actx := errgroup.WithContext(ctx)
 	ag.SetLimit(appReaders)
-	var listErr error
-	listErr = r.d.Okta.ListApps(ctx, okta.ListAppsOptions{IncludeInactive: r.c.Options.SyncInactiveApps}, func(as []okta.App) error {
-		r.apps = append(r.apps, as...)
+	var apps pageList[okta.App]
+	listErr := r.d.Okta.ListApps(ctx, okta.ListAppsOptions{IncludeInactive: r.c.Options.SyncInactiveApps}, func(as []okta.App) error {
+		apps.add(as)
 		for _, app := range as {
 			if err := st.offerResource(ctx, state.KindApp, app.ID, appResource(app)); err != nil {
 				return err
@@ -534,6 +535,7 @@ func (r *runner) readAppsStreaming(ctx context.Context, st *streamer) error {
 		}
 		return nil
 	})
+	r.apps = apps.join(r.apps)
 	if err := ag.Wait(); listErr == nil {
 		listErr = err
 	}
@@ -651,11 +653,9 @@ func (r *runner) readMembers(ctx context.Context) error {
 			}
 		}
 		g.Go(func() error {
-			var ids []string
-			err := r.d.Okta.ListGroupMemberIDs(ctx, grp.ID, func(page []string) error {
-				ids = append(ids, page...)
-				return nil
-			})
+			var pages pageList[string]
+			err := r.d.Okta.ListGroupMemberIDs(ctx, grp.ID, pages.add)
+			ids := pages.join(nil)
 			if err != nil {
 				reason, ok := partError(err)
 				if !ok {
@@ -700,11 +700,9 @@ func (r *runner) readAssignments(ctx context.Context, only map[string]bool) erro
 			continue
 		}
 		g.Go(func() error {
-			var aus []okta.AppUser
-			err := r.d.Okta.ListAppUsers(ctx, app.ID, func(p []okta.AppUser) error {
-				aus = append(aus, p...)
-				return nil
-			})
+			var ausPages pageList[okta.AppUser]
+			err := r.d.Okta.ListAppUsers(ctx, app.ID, ausPages.add)
+			aus := ausPages.join(nil)
 			if err != nil {
 				reason, ok := partError(err)
 				if !ok {
@@ -716,11 +714,9 @@ func (r *runner) readAssignments(ctx context.Context, only map[string]bool) erro
 				r.appUsers[app.ID] = aus
 				mu.Unlock()
 			}
-			var ags []okta.AppGroup
-			err = r.d.Okta.ListAppGroups(ctx, app.ID, func(p []okta.AppGroup) error {
-				ags = append(ags, p...)
-				return nil
-			})
+			var agsPages pageList[okta.AppGroup]
+			err = r.d.Okta.ListAppGroups(ctx, app.ID, agsPages.add)
+			ags := agsPages.join(nil)
 			if err != nil {
 				reason, ok := partError(err)
 				if !ok {
@@ -1231,10 +1227,9 @@ func PublishFailed(ctx context.Context, pub changes.Publisher, c Connector, star
 // this container (403, 404, 5xx) skips it by name and returns read false, so
 // it is left as it was; any other failure stops the run.
 func readPart[T any](r *runner, part, what string, list func(func([]T) error) error) (got []T, read bool, err error) {
-	err = list(func(p []T) error {
-		got = append(got, p...)
-		return nil
-	})
+	var pages pageList[T]
+	err = list(pages.add)
+	got = pages.join(nil)
 	if err != nil {
 		reason, ok := partError(err)
 		if !ok {
@@ -1244,4 +1239,38 @@ func readPart[T any](r *runner, part, what string, list func(func([]T) error) er
 		return nil, false, nil
 	}
 	return got, true, nil
+}
+
+// pageList collects the pages of a list, joined once at the end:
+// appending page after page grows a long list by a quarter at a time,
+// copying it each time, which for a large org's users allocated five times
+// what they take. The okta package hands each page as a slice of its own,
+// so a list of one page is that page.
+type pageList[T any] struct {
+	pages [][]T
+	n     int
+}
+
+// add adds a page; it has the type of a list callback.
+func (l *pageList[T]) add(page []T) error {
+	if len(page) > 0 {
+		l.pages = append(l.pages, page)
+		l.n += len(page)
+	}
+	return nil
+}
+
+// join returns to with every page appended (nil when both are empty).
+func (l *pageList[T]) join(to []T) []T {
+	if to == nil && len(l.pages) == 1 {
+		return l.pages[0]
+	}
+	if l.n == 0 {
+		return to
+	}
+	out := slices.Grow(to, l.n)
+	for _, p := range l.pages {
+		out = append(out, p...)
+	}
+	return out
 }

@@ -150,22 +150,22 @@ func (r *runner) readIncremental(ctx context.Context, since time.Time) error {
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return r.d.Okta.ListUsers(gctx, okta.ListUsersOptions{IncludeDeprovisioned: true, LastUpdatedAfter: since}, func(us []okta.User) error {
-			r.users = append(r.users, us...)
-			return nil
-		})
+		var users pageList[okta.User]
+		err := r.d.Okta.ListUsers(gctx, okta.ListUsersOptions{IncludeDeprovisioned: true, LastUpdatedAfter: since}, users.add)
+		r.users = users.join(r.users)
+		return err
 	})
 	g.Go(func() error {
-		return r.d.Okta.ListGroups(gctx, okta.ListGroupsOptions{ExpandStats: true}, func(gs []okta.Group) error {
-			r.groups = append(r.groups, gs...)
-			return nil
-		})
+		var groups pageList[okta.Group]
+		err := r.d.Okta.ListGroups(gctx, okta.ListGroupsOptions{ExpandStats: true}, groups.add)
+		r.groups = groups.join(r.groups)
+		return err
 	})
 	g.Go(func() error {
-		return r.d.Okta.ListApps(gctx, okta.ListAppsOptions{IncludeInactive: r.c.Options.SyncInactiveApps}, func(as []okta.App) error {
-			r.apps = append(r.apps, as...)
-			return nil
-		})
+		var apps pageList[okta.App]
+		err := r.d.Okta.ListApps(gctx, okta.ListAppsOptions{IncludeInactive: r.c.Options.SyncInactiveApps}, apps.add)
+		r.apps = apps.join(r.apps)
+		return err
 	})
 	g.Go(func() error {
 		// The Date header is to whole seconds: until reaches past it, so an
