@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"io"
 )
 
 // MsgIDLen is the length of the ids MsgID returns.
@@ -21,12 +20,17 @@ const MsgIDLen = 32
 // never anything random or read from a clock, so that a retried publish gets
 // the same id and the stream drops it.
 func MsgID(parts ...string) string {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
+	// The hashed bytes built on the stack when they fit (a sync makes an id
+	// per event): the same bytes, hence the same id, as writing each part
+	// to a hash.
+	var stack [256]byte
+	in := stack[:0]
 	for _, p := range parts {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
-		_, _ = io.WriteString(h, p) // a hash.Hash never fails to write
+		in = binary.AppendUvarint(in, uint64(len(p)))
+		in = append(in, p...)
 	}
-	sum := h.Sum(nil)
-	return hex.EncodeToString(sum[:MsgIDLen/2])
+	sum := sha256.Sum256(in)
+	var out [MsgIDLen]byte
+	hex.Encode(out[:], sum[:MsgIDLen/2])
+	return string(out[:])
 }
