@@ -216,26 +216,8 @@ func (mb *msgBuilder) build(subject, msgID string, payload proto.Message) (*nats
 }
 
 // message builds the message Publish would send: the payload encoded, the
-// message id, the payload's type and the trace context of ctx.
+// message id, the payload's type and the trace context of ctx; a message of
+// its own, since an asynchronous publish keeps it until the ack.
 func (b *Bus) message(ctx context.Context, subject, msgID string, payload proto.Message) (*nats.Msg, string, error) {
-	if payload == nil || !payload.ProtoReflect().IsValid() {
-		return nil, "", fmt.Errorf("publish to %s: nil payload", subject)
-	}
-	if err := checkSubject(subject); err != nil {
-		return nil, "", fmt.Errorf("publish: %w", err)
-	}
-	if msgID == "" {
-		return nil, "", fmt.Errorf("publish to %s: a deterministic message id is required", subject)
-	}
-	name := string(payload.ProtoReflect().Descriptor().FullName())
-	data, err := proto.Marshal(payload)
-	if err != nil {
-		return nil, "", fmt.Errorf("publish to %s: marshal %s: %w", subject, name, err)
-	}
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{
-		HeaderMsgID:       {msgID},
-		HeaderPayloadType: {name},
-	}}
-	b.prop.Inject(ctx, headerCarrier(msg.Header))
-	return msg, name, nil
+	return b.newMsgBuilder(ctx).build(subject, msgID, payload)
 }
