@@ -66,6 +66,11 @@ func Serve(ctx context.Context, p Process) error {
 	log := d.Logger
 	d.Health.Mount(d.Mux)
 	d.Mux.Handle("GET /metrics", d.Telemetry.MetricsHandler())
+	// Every service is starting, not ready, before the first probe can be
+	// answered: /readyz never answers ready before the services are.
+	for _, s := range p.Services {
+		d.Health.Register(s.Name)
+	}
 
 	ln := p.Listener
 	if ln == nil {
@@ -87,7 +92,6 @@ func Serve(ctx context.Context, p Process) error {
 	defer stopServices()
 	done := make(chan error, len(p.Services))
 	for _, s := range p.Services {
-		d.Health.Register(s.Name)
 		go func() {
 			err := s.Run(runCtx, d)
 			if err != nil {

@@ -261,3 +261,39 @@ func TestLoadEnvNamesTheServiceAndVariable(t *testing.T) {
 		t.Fatalf("got %+v %v", cfg, err)
 	}
 }
+
+// /readyz never answers ready while a service has not said it is, not even
+// for a probe that arrives as the listener opens.
+func TestReadyzIsNotReadyBeforeTheServices(t *testing.T) {
+	release := make(chan struct{})
+	slow := service.Service{Name: "slow", Run: func(ctx context.Context, d service.Deps) error {
+		<-release
+		d.Health.SetReady("slow", nil)
+		<-ctx.Done()
+		return nil
+	}}
+	// Probes sent as the process starts (Serve runs in its own goroutine).
+	answers := make(chan int, 20)
+	addr, stop, _ := startProcess(t, 5*time.Second, slow)
+	for range cap(answers) {
+		go func() {
+			resp, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				answers <- 0
+				return
+			}
+			resp.Body.Close()
+			answers <- resp.StatusCode
+		}()
+	}
+	for range cap(answers) {
+		if code := <-answers; code == http.StatusOK {
+			t.Fatal("/readyz answered ready before the service was")
+		}
+	}
+	close(release)
+	waitReady(t, addr)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
