@@ -130,7 +130,7 @@ and the events published. --json prints one JSON object per line, one per sync.`
 	f.BoolVar(&o.json, "json", false, "print one JSON object per sync, one per line")
 	f.BoolVar(&o.simInProcess, "sim-in-process", false, "serve the simulated org in this process instead of a child process")
 	f.BoolVar(&o.natsInProcess, "nats-in-process", false, "run the JetStream server in this process, as accessbus dev does, instead of a child process")
-	f.IntVar(&o.gogc, "gogc", benchGOGC, "GOGC of the sync's process and of the JetStream server's (its own process or this one); the GOGC variable wins")
+	f.IntVar(&o.gogc, "gogc", benchGOGC, "GOGC of this process (the sync and the embedded JetStream server); the GOGC variable wins")
 	f.Int64Var(&o.memLimit, "memory-limit", benchMemLimit, "GOMEMLIMIT of this process in bytes, 0 for none; the GOMEMLIMIT variable wins")
 	f.StringVar(&o.cpuProf, "cpu-profile", "", "write a CPU profile of the run to this file (and of the NATS and simulator processes to FILE.NATS, FILE.simulator)")
 	f.StringVar(&o.memProf, "mem-profile", "", "write a heap profile (allocations since the start) to this file after the run")
@@ -186,13 +186,7 @@ func runBenchSync(ctx context.Context, o benchSyncOptions, stdout io.Writer) err
 			return fmt.Errorf("bench sync: connect to the embedded NATS: %w", err)
 		}
 	} else {
-		// The server runs with the bench's --gogc too (unless GOGC is set,
-		// which it inherits).
-		natsCfg := syncsvc.BenchNATSConfig{}
-		if _, set := os.LookupEnv("GOGC"); !set {
-			natsCfg.GOGC = o.gogc
-		}
-		np, err := syncsvc.StartBenchNATSProcess(ctx, []string{exe, "bench", benchNATSCommand}, natsCfg)
+		np, err := syncsvc.StartBenchNATSProcess(ctx, []string{exe, "bench", benchNATSCommand})
 		if err != nil {
 			return fmt.Errorf("bench sync: %w", err)
 		}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -167,7 +166,7 @@ func TestServeBenchSim(t *testing.T) {
 // name that process's CPU time and memory.
 func TestBenchWithNATSProcess(t *testing.T) {
 	n := testkit.StartNATS(t)
-	np, err := StartBenchNATSProcess(t.Context(), []string{os.Args[0], argServeNATS, n.URL}, BenchNATSConfig{GOGC: 400})
+	np, err := StartBenchNATSProcess(t.Context(), []string{os.Args[0], argServeNATS, n.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,41 +187,7 @@ func TestBenchWithNATSProcess(t *testing.T) {
 	if err := np.Close(); err != nil {
 		t.Errorf("close: %v", err)
 	}
-	if _, err := StartBenchNATSProcess(t.Context(), []string{os.Args[0], argNoSim}, BenchNATSConfig{}); err == nil || !strings.Contains(err.Error(), "exited before serving") {
+	if _, err := StartBenchNATSProcess(t.Context(), []string{os.Args[0], argNoSim}); err == nil || !strings.Contains(err.Error(), "exited before serving") {
 		t.Errorf("a NATS process that exits: %v", err)
-	}
-}
-
-// The NATS process applies the GOGC it is told before it serves.
-func TestServeBenchNATSSetsGOGC(t *testing.T) {
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	defer func() { _ = inW.Close() }()
-	prev := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(prev)
-	gogc := make(chan int, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- ServeBenchNATS(t.Context(), inR, outW, func(string) (string, func(), error) {
-			// The server starts after the collector is set: read it here.
-			p := debug.SetGCPercent(-1)
-			debug.SetGCPercent(p)
-			gogc <- p
-			return "nats://127.0.0.1:1", func() {}, nil
-		})
-	}()
-	if _, err := io.WriteString(inW, `{"gogc":250}`+"\n"); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(outR).ReadString('\n')
-	if err != nil || !strings.Contains(line, "nats://127.0.0.1:1") {
-		t.Fatalf("answer %q, %v", line, err)
-	}
-	if got := <-gogc; got != 250 {
-		t.Fatalf("GOGC when the server started: %d, want 250", got)
-	}
-	_ = inW.Close()
-	if err := <-done; err != nil {
-		t.Fatal(err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -201,21 +200,11 @@ type benchNATSReady struct {
 	URL string `json:"url"`
 }
 
-// BenchNATSConfig is what a bench's NATS process is told.
-type BenchNATSConfig struct {
-	// GOGC is the server process's garbage collection target percentage
-	// (debug.SetGCPercent); 0 leaves the runtime's (the GOGC environment
-	// variable, or 100). A server's live heap holds every message id of
-	// the two-minute dedupe window (1.3 million for a large org's first
-	// sync), which the collector otherwise marks over and over.
-	GOGC int `json:"gogc,omitempty"`
-}
-
 // StartBenchNATSProcess runs a JetStream server in a child process:
 // command (its first element is the executable) must call ServeBenchNATS.
-func StartBenchNATSProcess(ctx context.Context, command []string, cfg BenchNATSConfig) (*BenchNATS, error) {
+func StartBenchNATSProcess(ctx context.Context, command []string) (*BenchNATS, error) {
 	var r benchNATSReady
-	c, err := startBenchChild(ctx, "NATS", command, cfg, &r)
+	c, err := startBenchChild(ctx, "NATS", command, struct{}{}, &r)
 	if err != nil {
 		return nil, err
 	}
@@ -243,11 +232,8 @@ func (n *BenchNATS) usage() (time.Duration, int64, bool) {
 // ServeBenchNATS answers the URL on out and serves until in closes or ctx
 // ends. The storage directory is its own, removed afterwards.
 func ServeBenchNATS(ctx context.Context, in io.Reader, out io.Writer, serve func(dir string) (url string, stop func(), err error)) error {
-	var cfg BenchNATSConfig
-	return serveBenchChild(ctx, "NATS", in, out, &cfg, func() (any, func(), <-chan struct{}, error) {
-		if cfg.GOGC > 0 {
-			debug.SetGCPercent(cfg.GOGC)
-		}
+	var none struct{}
+	return serveBenchChild(ctx, "NATS", in, out, &none, func() (any, func(), <-chan struct{}, error) {
 		dir, err := os.MkdirTemp("", "accessbus-bench-nats-")
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("make a storage directory: %w", err)
