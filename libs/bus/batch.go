@@ -35,6 +35,18 @@ type BatchResult struct {
 // allow_batched): publish the events one by one instead.
 var ErrBatchUnavailable = errors.New("the stream does not take fast batches")
 
+// batchFlow asks the server to acknowledge a batch every 500 messages (it
+// acknowledges more often when many batches run at once), and
+// batchOutstanding lets a publisher run that many acknowledgements ahead
+// before it waits: the stream's goroutine, which stores one message at a
+// time, then never runs out of work while a publisher waits for an ack
+// (measured in four pairs: 0-17 % less wall time for a medium sync than the client's
+// defaults of 100 and 2).
+const (
+	batchFlow        = 500
+	batchOutstanding = 4
+)
+
 // BatchAckTimeout is how long PublishBatch waits for the stream to
 // acknowledge a batch's messages before it fails; as long as an
 // asynchronous publish waits (service.PublishAsyncTimeout), since a loaded
@@ -84,7 +96,7 @@ func (b *Bus) PublishBatch(ctx context.Context, events iter.Seq[Event]) (BatchRe
 				return res, err
 			}
 			fp, err = jetstreamext.NewFastPublisher(b.js,
-				jetstreamext.FastPublishFlowControl{AckTimeout: BatchAckTimeout},
+				jetstreamext.FastPublishFlowControl{Flow: batchFlow, MaxOutstandingAcks: batchOutstanding, AckTimeout: BatchAckTimeout},
 				jetstreamext.WithFastPublisherErrorHandler(func(err error) {
 					errOnce.Do(func() { failed <- err })
 				}))
