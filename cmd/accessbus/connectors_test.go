@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/accessbus/accessbus/libs/connectors"
@@ -134,15 +133,7 @@ func TestConnectorSetupThroughTheCLI(t *testing.T) {
 // any holds one of secrets.
 func assertNoSecretOnTheBus(t *testing.T, natsURL string, secrets ...string) {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := devJetStream(t, natsURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	total := 0
@@ -203,15 +194,7 @@ func TestSyncOfAConnectorWithoutDomain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect(d.natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := devJetStream(t, d.natsURL)
 	store, err := connectors.Open(ctx, js, connectors.Options{Key: key})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // startDev runs accessbus dev on dataDir until the returned stop is called.
@@ -50,6 +51,22 @@ func startDevWith(t *testing.T, o devOptions) (httpAddr, natsURL string, stop fu
 		t.Fatalf("accessbus dev not ready in 60s\n%s", logs.String())
 	}
 	return "", "", nil, nil
+}
+
+// devJetStream connects to a dev's NATS for the rest of the test and
+// returns its JetStream context.
+func devJetStream(t *testing.T, natsURL string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
 
 func get(t *testing.T, url string) (int, string) {

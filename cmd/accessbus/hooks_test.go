@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -46,12 +45,7 @@ func TestHookRegisteredAndDeliveringThroughDev(t *testing.T) {
 	}
 
 	// Follow the demo's access events from now on.
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := devJetStream(t, natsURL)
 	cons, err := js.OrderedConsumer(ctx, "ACCESS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"access.demo.grant.added"}, DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
 		t.Fatal(err)
@@ -172,12 +166,7 @@ func TestSystemLogCatchUpThroughDev(t *testing.T) {
 	addr, natsURL, stop, logs := startDevWith(t, devOptions{dataDir: dir, demo: true})
 	server := "http://" + addr
 	waitConnected(t, server, dir, "demo", logs)
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := devJetStream(t, natsURL)
 	cons, err := js.OrderedConsumer(ctx, "ACCESS", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"access.demo.grant.added"}, DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/accessbus/accessbus/libs/bus"
@@ -43,12 +41,7 @@ func TestDevCapturesTheNotifiersMail(t *testing.T) {
 	if !strings.Contains(out.String(), "accessbus mail list") {
 		t.Fatalf("dev did not say where the mail goes:\n%s", out.String())
 	}
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := devJetStream(t, natsURL)
 	b, _ := bus.New(js, bus.Options{})
 	ev := &eventsv1.ConnectorCreated{Connector: &eventsv1.Connector{Id: "acme", Status: eventsv1.ConnectorStatus_CONNECTOR_STATUS_NOT_CONNECTED,
 		CreatedBy: "i-admin", CreatedAt: timestamppb.Now(), Revision: 1,
@@ -56,7 +49,10 @@ func TestDevCapturesTheNotifiersMail(t *testing.T) {
 	if _, err := b.Publish(ctx, subjects.CatalogConnectorCreated, subjects.MsgID("catalog", "connector", "acme", "created", "1"), ev); err != nil {
 		t.Fatal(err)
 	}
-	var list string
+	var (
+		list string
+		err  error
+	)
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if list, err = runMailCmd(t, "list", "--data-dir", dir); err == nil && strings.Contains(list, "bob@example.com") {
 			break

@@ -110,12 +110,7 @@ func TestProvisioningThroughDev(t *testing.T) {
 	waitConnected(t, server, dir, "demo", logs)
 	group, member, app, assignee := newDemoAPI(t, dir).pickFree(t)
 
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := devJetStream(t, natsURL)
 	follow := func(stream, filter string) jetstream.Consumer {
 		c, err := js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverNewPolicy})
 		if err != nil {
