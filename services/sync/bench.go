@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"time"
 
@@ -231,8 +233,13 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchSync, error) {
 		start := time.Now()
 		pub.start = start
 		spans.reset(start)
-		rep, err := fullsync.Run(ctx, fullsync.Deps{Okta: client, Bus: pub, State: store, Budget: budget, Log: cfg.Log},
-			fullsync.Connector{ID: benchConnector, Options: fullsync.DefaultOptions(), RunID: fmt.Sprintf("bench-%d", i)})
+		var rep fullsync.Report
+		// Labelled so that a CPU profile of the bench tells the syncs
+		// apart (go tool pprof -tagfocus sync=1).
+		pprof.Do(ctx, pprof.Labels("sync", strconv.Itoa(i)), func(ctx context.Context) {
+			rep, err = fullsync.Run(ctx, fullsync.Deps{Okta: client, Bus: pub, State: store, Budget: budget, Log: cfg.Log},
+				fullsync.Connector{ID: benchConnector, Options: fullsync.DefaultOptions(), RunID: fmt.Sprintf("bench-%d", i)})
+		})
 		wall := time.Since(start)
 		cpu := processCPUSelf() - cpu0
 		runtime.ReadMemStats(&ms1)
