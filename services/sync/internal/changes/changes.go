@@ -461,6 +461,10 @@ func (c *Committer) CommitBatch(ctx context.Context, items []Item) error {
 	return nil
 }
 
+// failedAckWait bounds how long a failed commit waits for the answers
+// to the events it sent before the failure.
+const failedAckWait = 5 * time.Second
+
 // publish stores the events of every diff, in order, and returns once each
 // is acked. Events are built as they are sent, so that a container of a
 // hundred thousand grants never holds them all at once.
@@ -493,9 +497,25 @@ func (c *Committer) publish(ctx context.Context, key string, diffs []diffResult,
 	var pending []sent
 	head := 0
 	defer func() {
-		// On failure the unacked events give their tokens back: the run
-		// ends, and JetStream's own limit still bounds what is in flight.
+		// On failure the unacked events give their tokens back, once each
+		// has its answer (the client retries a publish that found no
+		// stream): nothing sent is still on its way when the commit
+		// returns, so a retried commit or Recover races nothing. The wait
+		// is bounded, as an answer can be lost with the connection.
+		deadline := time.NewTimer(failedAckWait)
+		defer deadline.Stop()
+		waiting := true
 		for ; head < len(pending); head++ {
+			if waiting {
+				select {
+				case <-pending[head].fut.Ok():
+				case <-pending[head].fut.Err():
+				case <-deadline.C:
+					waiting = false
+				case <-ctx.Done():
+					waiting = false
+				}
+			}
 			<-c.window
 		}
 	}()
@@ -518,6 +538,9 @@ func (c *Committer) publish(ctx context.Context, key string, diffs []diffResult,
 			}
 			return false, nil
 		case err := <-p.fut.Err():
+			// Answered: its token goes back now.
+			head++
+			<-c.window
 			return false, fmt.Errorf("commit %s: publish to %s (id %s): %w", key, p.ev.subject, p.ev.msgID, err)
 		case wake <- struct{}{}:
 			return true, nil
