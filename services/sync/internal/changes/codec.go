@@ -29,6 +29,12 @@ func NewGrantSet(marker string) *GrantSet {
 	return &GrantSet{Marker: marker, Grants: map[string]*eventsv1.Grant{}}
 }
 
+// NewGrantSetSize returns an empty set with marker and room for n grants,
+// so that filling it never grows its map.
+func NewGrantSetSize(marker string, n int) *GrantSet {
+	return &GrantSet{Marker: marker, Grants: make(map[string]*eventsv1.Grant, n)}
+}
+
 // Add puts g in the set.
 func (s *GrantSet) Add(g *eventsv1.Grant) { s.Grants[g.GetKey()] = g }
 
@@ -61,15 +67,16 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 // EncodeGrants encodes the value of the grant container of kind (a state
 // Kind* constant).
 func EncodeGrants(kind string, s *GrantSet) ([]byte, error) {
-	keys := s.sortedKeys()
 	if kind == state.KindMembers {
-		v := membersValue{Marker: s.Marker, Users: make([]string, 0, len(keys))}
-		for _, k := range keys {
-			v.Users = append(v.Users, s.Grants[k].GetPrincipal().GetId())
+		// Only the user ids are kept, sorted: the keys need no sorting.
+		v := membersValue{Marker: s.Marker, Users: make([]string, 0, len(s.Grants))}
+		for _, g := range s.Grants {
+			v.Users = append(v.Users, g.GetPrincipal().GetId())
 		}
 		slices.Sort(v.Users)
 		return json.Marshal(v)
 	}
+	keys := s.sortedKeys()
 	v := grantsValue{Marker: s.Marker, Grants: make([][]byte, 0, len(keys))}
 	for _, k := range keys {
 		b, err := deterministic.Marshal(s.Grants[k])
@@ -92,7 +99,7 @@ func DecodeGrants(kind, id string, data []byte) (*GrantSet, error) {
 		if err := json.Unmarshal(data, &v); err != nil {
 			return nil, fmt.Errorf("decode members of group %s: %w", id, err)
 		}
-		s := NewGrantSet(v.Marker)
+		s := NewGrantSetSize(v.Marker, len(v.Users))
 		for _, u := range v.Users {
 			s.Add(Membership(id, u))
 		}
@@ -102,7 +109,7 @@ func DecodeGrants(kind, id string, data []byte) (*GrantSet, error) {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return nil, fmt.Errorf("decode %s %s: %w", kind, id, err)
 	}
-	s := NewGrantSet(v.Marker)
+	s := NewGrantSetSize(v.Marker, len(v.Grants))
 	for _, b := range v.Grants {
 		g := &eventsv1.Grant{}
 		if err := proto.Unmarshal(b, g); err != nil {

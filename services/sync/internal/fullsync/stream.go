@@ -342,7 +342,7 @@ func (r *runner) memberOf(gid, uid string) bool {
 
 // membersSet is the members container of group g: the members in scope.
 func membersSet(g okta.Group, ids []string, users map[string]bool) *changes.GrantSet {
-	set := changes.NewGrantSet(marker(g.LastMembershipUpdated))
+	set := changes.NewGrantSetSize(marker(g.LastMembershipUpdated), len(ids))
 	for _, uid := range ids {
 		if users[uid] {
 			set.Add(changes.Membership(g.ID, uid))
@@ -371,7 +371,7 @@ func appGroupsSet(appID string, ags []okta.AppGroup, groups map[string]bool) (*c
 // is a member of; when the group assignments could not be read
 // (assigned == nil and !agsRead), the group Okta names, if in scope.
 func appUsersSet(appID string, aus []okta.AppUser, users, groups map[string]bool, agsRead bool, assigned []string, memberOf func(gid, uid string) bool) *changes.GrantSet {
-	set := changes.NewGrantSet("")
+	set := changes.NewGrantSetSize("", len(aus))
 	for _, au := range aus {
 		if !users[au.UserID] {
 			continue
