@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	eventsv1 "github.com/accessbus/accessbus/libs/gen/accessbus/events/v1"
 	"github.com/accessbus/accessbus/libs/okta"
@@ -55,6 +56,8 @@ type streamer struct {
 	// What it holds is what the read holds anyway.
 	qmu    sync.Mutex
 	queue  []streamJob
+	oldest time.Time     // when the oldest job in queue was queued
+	linger time.Duration // streamLinger; longer in tests
 	closed bool
 	wake   chan struct{} // a token when the queue may have work or closed
 
@@ -78,7 +81,7 @@ type streamer struct {
 
 func newStreamer(r *runner) *streamer {
 	return &streamer{
-		r: r, wake: make(chan struct{}, 1),
+		r: r, wake: make(chan struct{}, 1), linger: streamLinger,
 		usersDone: make(chan struct{}), groupsDone: make(chan struct{}),
 		done: map[string]int{},
 	}
@@ -114,6 +117,9 @@ func (s *streamer) offer(ctx context.Context, j streamJob) error {
 		return err
 	}
 	s.qmu.Lock()
+	if len(s.queue) == 0 {
+		s.oldest = time.Now()
+	}
 	s.queue = append(s.queue, j)
 	s.qmu.Unlock()
 	s.signal()
@@ -161,15 +167,28 @@ func (s *streamer) signal() {
 // once and commits together (changes.Committer.CommitBatch).
 const streamBatch = 64
 
+// streamLinger is how long a container may wait in the queue for others
+// to commit with. Containers come in as their reads end, one at a time;
+// committed as they come, most commits would hold one container, and each
+// commit costs a journal write and its removal, a few round trips and a
+// batch of its own on the stream, whatever its size. A full sync is paced
+// by its reads, so the wait costs it nothing but a few milliseconds at the
+// end.
+const streamLinger = 20 * time.Millisecond
+
 // next returns up to streamBatch queued containers, without waiting for
-// more than one; none once the queue is closed and empty.
+// more than one once the oldest has waited streamLinger; none once the
+// queue is closed and empty.
 func (s *streamer) next(ctx context.Context) ([]streamJob, error) {
 	for {
 		s.qmu.Lock()
-		if n := min(len(s.queue), streamBatch); n > 0 {
+		n := min(len(s.queue), streamBatch)
+		linger := s.linger - time.Since(s.oldest)
+		if n > 0 && (n == streamBatch || s.closed || linger <= 0) {
 			jobs := slices.Clone(s.queue[:n])
 			clear(s.queue[:n])
 			s.queue = s.queue[n:]
+			s.oldest = time.Now() // the rest waited, but not for long
 			more := len(s.queue) > 0
 			s.qmu.Unlock()
 			if more {
@@ -183,12 +202,30 @@ func (s *streamer) next(ctx context.Context) ([]streamJob, error) {
 			s.signal() // every committer must see the end
 			return nil, nil
 		}
-		select {
-		case <-s.wake:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		// Wait for more (or the end), and no longer than the oldest
+		// queued container may wait.
+		if err := s.waitWake(ctx, n > 0, linger); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// waitWake waits for a wake token, for ctx to end, or, when expires is
+// set, for d.
+func (s *streamer) waitWake(ctx context.Context, expires bool, d time.Duration) error {
+	var expired <-chan time.Time
+	if expires {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-s.wake:
+	case <-expired:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 // work commits queued containers until the queue closes.
