@@ -706,6 +706,7 @@ type grantDiff struct {
 	removed, added         []string
 	revs                   string
 	cc                     *eventsv1.ChangeContext
+	ccWire                 []byte // cc encoded as the events' field 1
 	addedSubj, removedSubj string
 }
 
@@ -718,7 +719,7 @@ func (d *grantDiff) at(i int) event {
 		return event{
 			subject: d.removedSubj,
 			msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbRemoved, d.revs),
-			payload: &eventsv1.GrantRemoved{Context: d.cc, Grant: g},
+			payload: grantRemovedWire(d.ccWire, d.cc, g),
 			gk:      grantKind(g), apply: func(x *Counts) { x.Removed++ },
 		}
 	}
@@ -732,7 +733,7 @@ func (d *grantDiff) at(i int) event {
 	return event{
 		subject: d.addedSubj,
 		msgID:   subjects.MsgID(subjects.DomainAccess, c.connector, subjects.EntityGrant, k, subjects.VerbAdded, d.revs),
-		payload: &eventsv1.GrantAdded{Context: d.cc, Grant: g, AttributesChanged: existed},
+		payload: grantAddedWire(d.ccWire, d.cc, g, existed),
 		gk:      grantKind(g), apply: apply,
 	}
 }
@@ -850,6 +851,9 @@ func (c *Committer) diffGrants(kind, id string, rev uint64, old, next []byte, ne
 		// (marshalling only reads it), which spares two allocations an
 		// event.
 		d.cc = c.changeContext(rev)
+		if d.ccWire, err = encodeContextField(d.cc); err != nil {
+			return nil, fmt.Errorf("diff %s %s: %w", kind, id, err)
+		}
 	}
 	return d, nil
 }
