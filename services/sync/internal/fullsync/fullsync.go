@@ -494,6 +494,7 @@ func (r *runner) readStreaming(ctx context.Context, st *streamer) error {
 				}
 			}
 		}
+		defer close(st.membersDone)
 		if !r.caps.ReviewGroupMembership {
 			r.skip("group_membership", eventsv1.SkippedPart_REASON_MISSING_CAPABILITY,
 				"give the token's admin a role that may read group members, such as Read-Only Administrator")
@@ -780,11 +781,14 @@ func (r *runner) readRoles(ctx context.Context) error {
 			return nil
 		})
 	}
-	// The groups' roles are read as soon as the groups are listed, while
-	// the users list may still be paging.
+	// The groups' roles are read once the members of every group are:
+	// both share the groups bucket, and the containers of the apps assigned
+	// to groups wait for those groups' members, while nothing waits for a
+	// group's roles. Read side by side, the last members would come in at
+	// the very end of the bucket's time and the app containers after it.
 	var lists errgroup.Group
 	lists.Go(func() error {
-		if err := wait(ctx, st.groupsDone); err != nil {
+		if err := wait(ctx, st.groupsDone, st.membersDone); err != nil {
 			return err
 		}
 		for _, grp := range r.groups {

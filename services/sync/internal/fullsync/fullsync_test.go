@@ -760,6 +760,63 @@ func (f *failingGroup) RoundTrip(r *http.Request) (*http.Response, error) {
 	return f.base.RoundTrip(r)
 }
 
+// orderedCalls numbers the start and the end of each call to Okta.
+type orderedCalls struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	n    int
+	// first group roles call started, last group members call ended
+	firstRoles, lastMembers, roles, members int
+}
+
+func (o *orderedCalls) tick() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n++
+	return o.n
+}
+
+func (o *orderedCalls) RoundTrip(r *http.Request) (*http.Response, error) {
+	p := r.URL.Path
+	isGroup := strings.HasPrefix(p, "/api/v1/groups/")
+	if isGroup && strings.HasSuffix(p, "/roles") {
+		n := o.tick()
+		o.mu.Lock()
+		o.roles++
+		if o.firstRoles == 0 {
+			o.firstRoles = n
+		}
+		o.mu.Unlock()
+	}
+	resp, err := o.base.RoundTrip(r)
+	if isGroup && strings.HasSuffix(p, "/users") {
+		n := o.tick()
+		o.mu.Lock()
+		o.members++
+		o.lastMembers = max(o.lastMembers, n)
+		o.mu.Unlock()
+	}
+	return resp, err
+}
+
+// TestGroupRolesReadAfterMembers: the groups' members, which the app
+// assignment containers wait for, take the groups bucket before the
+// groups' roles, which nothing waits for, so that no app's assignments are
+// left for the end of a run.
+func TestGroupRolesReadAfterMembers(t *testing.T) {
+	e := newEnv(t)
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	e.transports = append(e.transports, base)
+	rt := &orderedCalls{base: base}
+	e.mustSync(t, syncOpts{rt: rt})
+	if rt.roles == 0 || rt.members == 0 {
+		t.Fatalf("%d group roles calls, %d group members calls: the org must have both", rt.roles, rt.members)
+	}
+	if rt.firstRoles < rt.lastMembers {
+		t.Fatalf("the first group roles call (#%d) started before the last group members call ended (#%d)", rt.firstRoles, rt.lastMembers)
+	}
+}
+
 // TestFailedPartRemovesNothing: when a group's members cannot be read
 // (5xx), the run completes, names the part, and removes none of its
 // memberships; a later healthy run publishes the real removal.

@@ -64,6 +64,9 @@ type streamer struct {
 	// usersDone and groupsDone close when the complete users or groups
 	// list is in, after users or groups (the ids in scope) are set.
 	usersDone, groupsDone chan struct{}
+	// membersDone closes when the members of every group are read (or
+	// skipped, or not to be read at all).
+	membersDone chan struct{}
 	users, groups         map[string]bool
 	// memberRead maps each group whose members are listed to a channel
 	// closed once they are read (or skipped); set before groupsDone closes.
@@ -82,7 +85,7 @@ type streamer struct {
 func newStreamer(r *runner) *streamer {
 	return &streamer{
 		r: r, wake: make(chan struct{}, 1), linger: streamLinger,
-		usersDone: make(chan struct{}), groupsDone: make(chan struct{}),
+		usersDone: make(chan struct{}), groupsDone: make(chan struct{}), membersDone: make(chan struct{}),
 		done: map[string]int{},
 	}
 }
