@@ -66,8 +66,8 @@ type streamer struct {
 	usersDone, groupsDone chan struct{}
 	// membersDone closes when the members of every group are read (or
 	// skipped, or not to be read at all).
-	membersDone chan struct{}
-	users, groups         map[string]bool
+	membersDone   chan struct{}
+	users, groups map[string]bool
 	// memberRead maps each group whose members are listed to a channel
 	// closed once they are read (or skipped); set before groupsDone closes.
 	memberRead map[string]chan struct{}
