@@ -59,10 +59,14 @@ func (w grantWire) AppendWire(b []byte) ([]byte, error) {
 	b = append(b, w.context...)
 	if w.grant != nil {
 		b = protowire.AppendTag(b, grantEventGrantField, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(proto.Size(w.grant)))
-		var err error
-		if b, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(b, w.grant); err != nil {
-			return nil, fmt.Errorf("encode grant %s: %w", w.grant.GetKey(), err)
+		if m, ok := membershipWire(w.grant); ok {
+			b = m.append(b)
+		} else {
+			b = protowire.AppendVarint(b, uint64(proto.Size(w.grant)))
+			var err error
+			if b, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(b, w.grant); err != nil {
+				return nil, fmt.Errorf("encode grant %s: %w", w.grant.GetKey(), err)
+			}
 		}
 	}
 	if w.changed {
@@ -70,4 +74,93 @@ func (w grantWire) AppendWire(b []byte) ([]byte, error) {
 		b = protowire.AppendVarint(b, 1)
 	}
 	return b, nil
+}
+
+// Field numbers of a group membership grant (grant.proto).
+const (
+	grantKeyField        = 1
+	grantPrincipalField  = 2
+	grantMembershipField = 3
+	principalTypeField   = 1
+	principalIDField     = 2
+	membershipGroupField = 1
+)
+
+// membership is a group membership grant, which most grant events of an org
+// carry, encoded without the generic encoder.
+type membership struct {
+	key, userID, groupID string
+	principalType        uint64
+	principal            bool // the grant has a principal
+}
+
+// membershipWire returns g's parts when g is a plain group membership
+// grant (no unknown fields) that the direct encoding covers.
+func membershipWire(g *eventsv1.Grant) (membership, bool) {
+	gm := g.GetGroupMembership()
+	if gm == nil || len(g.ProtoReflect().GetUnknown()) > 0 || len(gm.ProtoReflect().GetUnknown()) > 0 {
+		return membership{}, false
+	}
+	m := membership{key: g.GetKey(), groupID: gm.GetGroupId()}
+	if p := g.GetPrincipal(); p != nil {
+		if len(p.ProtoReflect().GetUnknown()) > 0 {
+			return membership{}, false
+		}
+		m.principal, m.userID, m.principalType = true, p.GetId(), uint64(p.GetType())
+	}
+	return m, true
+}
+
+// appendString appends a proto3 string field, left out when empty.
+func appendString(b []byte, field protowire.Number, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = protowire.AppendTag(b, field, protowire.BytesType)
+	return protowire.AppendString(b, v)
+}
+
+// principalSize is the encoded size of the principal message.
+func (m membership) principalSize() int {
+	n := 0
+	if m.principalType != 0 {
+		n += protowire.SizeTag(principalTypeField) + protowire.SizeVarint(m.principalType)
+	}
+	if m.userID != "" {
+		n += protowire.SizeTag(principalIDField) + protowire.SizeBytes(len(m.userID))
+	}
+	return n
+}
+
+// groupSize is the encoded size of the group membership message.
+func (m membership) groupSize() int {
+	if m.groupID == "" {
+		return 0
+	}
+	return protowire.SizeTag(membershipGroupField) + protowire.SizeBytes(len(m.groupID))
+}
+
+// append appends the grant's length and encoding.
+func (m membership) append(b []byte) []byte {
+	n := protowire.SizeTag(grantMembershipField) + protowire.SizeBytes(m.groupSize())
+	if m.key != "" {
+		n += protowire.SizeTag(grantKeyField) + protowire.SizeBytes(len(m.key))
+	}
+	if m.principal {
+		n += protowire.SizeTag(grantPrincipalField) + protowire.SizeBytes(m.principalSize())
+	}
+	b = protowire.AppendVarint(b, uint64(n))
+	b = appendString(b, grantKeyField, m.key)
+	if m.principal {
+		b = protowire.AppendTag(b, grantPrincipalField, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(m.principalSize()))
+		if m.principalType != 0 {
+			b = protowire.AppendTag(b, principalTypeField, protowire.VarintType)
+			b = protowire.AppendVarint(b, m.principalType)
+		}
+		b = appendString(b, principalIDField, m.userID)
+	}
+	b = protowire.AppendTag(b, grantMembershipField, protowire.BytesType)
+	b = protowire.AppendVarint(b, uint64(m.groupSize()))
+	return appendString(b, membershipGroupField, m.groupID)
 }

@@ -2,9 +2,11 @@ package changes
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -22,8 +24,15 @@ func wireTestGrants(t *testing.T, profileKeys ...string) []*eventsv1.Grant {
 	if err != nil {
 		t.Fatal(err)
 	}
+	unknown := Membership("00g2", "00u2") // unknown fields: the generic encoder's
+	unknown.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7))
 	return []*eventsv1.Grant{
+		unknown,
 		Membership("00g1", "00u1"),
+		Membership("", ""),
+		{Key: "group_membership/g/u", Entitlement: &eventsv1.Grant_GroupMembership{GroupMembership: &eventsv1.GroupMembership{}}},
+		{Principal: &eventsv1.Principal{}, Entitlement: &eventsv1.Grant_GroupMembership{GroupMembership: &eventsv1.GroupMembership{GroupId: "00g9"}}},
+		{Principal: &eventsv1.Principal{Type: eventsv1.PrincipalType_PRINCIPAL_TYPE_GROUP}, Entitlement: &eventsv1.Grant_GroupMembership{GroupMembership: &eventsv1.GroupMembership{GroupId: strings.Repeat("long", 40)}}},
 		{
 			Key:       "app_assignment/0oa1/user/00u2",
 			Principal: &eventsv1.Principal{Type: eventsv1.PrincipalType_PRINCIPAL_TYPE_USER, Id: "00u2"},
