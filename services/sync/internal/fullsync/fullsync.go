@@ -654,19 +654,12 @@ func (r *runner) readMembers(ctx context.Context) error {
 			}
 		}
 		g.Go(func() error {
-			var pages pageList[string]
-			err := r.d.Okta.ListGroupMemberIDs(ctx, grp.ID, pages.add)
-			ids := pages.join(nil)
+			ids, read, err := readPart(r, "group/"+grp.ID+"/members", "the members of this group",
+				func(fn func([]string) error) error { return r.d.Okta.ListGroupMemberIDs(ctx, grp.ID, fn) })
 			if err != nil {
-				reason, ok := partError(err)
-				if !ok {
-					return err
-				}
-				r.skip("group/"+grp.ID+"/members", reason, "the members of this group could not be read: "+err.Error())
-				settled(grp, nil, false)
-				return nil
+				return err
 			}
-			settled(grp, ids, true)
+			settled(grp, ids, read)
 			return nil
 		})
 	}
@@ -701,30 +694,20 @@ func (r *runner) readAssignments(ctx context.Context, only map[string]bool) erro
 			continue
 		}
 		g.Go(func() error {
-			var ausPages pageList[okta.AppUser]
-			err := r.d.Okta.ListAppUsers(ctx, app.ID, ausPages.add)
-			aus := ausPages.join(nil)
+			aus, read, err := readPart(r, "app/"+app.ID+"/users", "the user assignments of this app",
+				func(fn func([]okta.AppUser) error) error { return r.d.Okta.ListAppUsers(ctx, app.ID, fn) })
 			if err != nil {
-				reason, ok := partError(err)
-				if !ok {
-					return err
-				}
-				r.skip("app/"+app.ID+"/users", reason, "the user assignments of this app could not be read: "+err.Error())
-			} else {
+				return err
+			}
+			if read {
 				mu.Lock()
 				r.appUsers[app.ID] = aus
 				mu.Unlock()
 			}
-			var agsPages pageList[okta.AppGroup]
-			err = r.d.Okta.ListAppGroups(ctx, app.ID, agsPages.add)
-			ags := agsPages.join(nil)
-			if err != nil {
-				reason, ok := partError(err)
-				if !ok {
-					return err
-				}
-				r.skip("app/"+app.ID+"/groups", reason, "the group assignments of this app could not be read: "+err.Error())
-				return nil
+			ags, read, err := readPart(r, "app/"+app.ID+"/groups", "the group assignments of this app",
+				func(fn func([]okta.AppGroup) error) error { return r.d.Okta.ListAppGroups(ctx, app.ID, fn) })
+			if err != nil || !read {
+				return err
 			}
 			mu.Lock()
 			r.appGroups[app.ID] = ags
@@ -737,7 +720,7 @@ func (r *runner) readAssignments(ctx context.Context, only map[string]bool) erro
 
 // readRoles reads the role assignments of a full read: the role assignee
 // list first, then the roles of each assignee once the users list is in
-// and of each group once the groups list is in, the two at once.
+// and of each group once every group's members are read, the two at once.
 func (r *runner) readRoles(ctx context.Context) error {
 	st := r.st
 	// Only users Okta lists as role assignees hold roles: read theirs and
