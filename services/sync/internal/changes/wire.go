@@ -23,10 +23,14 @@ const (
 // proto.Marshal gives for the message (fields in number order, a false
 // bool left out); TestGrantWireIsProtoMarshal holds them to it.
 type grantWire struct {
-	proto.Message // *eventsv1.GrantAdded or *eventsv1.GrantRemoved
-	context       []byte
-	grant         *eventsv1.Grant
-	changed       bool
+	grantEvent
+	context []byte
+}
+
+// grantEvent is *eventsv1.GrantAdded or *eventsv1.GrantRemoved.
+type grantEvent interface {
+	proto.Message
+	GetGrant() *eventsv1.Grant
 }
 
 // encodeContextField encodes cc as field 1 of a grant event; nil for a
@@ -44,32 +48,29 @@ func encodeContextField(cc *eventsv1.ChangeContext) ([]byte, error) {
 }
 
 func grantAddedWire(context []byte, cc *eventsv1.ChangeContext, g *eventsv1.Grant, changed bool) grantWire {
-	return grantWire{
-		Message: &eventsv1.GrantAdded{Context: cc, Grant: g, AttributesChanged: changed},
-		context: context, grant: g, changed: changed,
-	}
+	return grantWire{&eventsv1.GrantAdded{Context: cc, Grant: g, AttributesChanged: changed}, context}
 }
 
 func grantRemovedWire(context []byte, cc *eventsv1.ChangeContext, g *eventsv1.Grant) grantWire {
-	return grantWire{Message: &eventsv1.GrantRemoved{Context: cc, Grant: g}, context: context, grant: g}
+	return grantWire{&eventsv1.GrantRemoved{Context: cc, Grant: g}, context}
 }
 
 // AppendWire implements bus.WireAppender.
 func (w grantWire) AppendWire(b []byte) ([]byte, error) {
 	b = append(b, w.context...)
-	if w.grant != nil {
+	if g := w.GetGrant(); g != nil {
 		b = protowire.AppendTag(b, grantEventGrantField, protowire.BytesType)
-		if m, ok := membershipWire(w.grant); ok {
+		if m, ok := membershipWire(g); ok {
 			b = m.append(b)
 		} else {
-			b = protowire.AppendVarint(b, uint64(proto.Size(w.grant)))
+			b = protowire.AppendVarint(b, uint64(proto.Size(g)))
 			var err error
-			if b, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(b, w.grant); err != nil {
-				return nil, fmt.Errorf("encode grant %s: %w", w.grant.GetKey(), err)
+			if b, err = (proto.MarshalOptions{UseCachedSize: true}).MarshalAppend(b, g); err != nil {
+				return nil, fmt.Errorf("encode grant %s: %w", g.GetKey(), err)
 			}
 		}
 	}
-	if w.changed {
+	if a, ok := w.grantEvent.(*eventsv1.GrantAdded); ok && a.GetAttributesChanged() {
 		b = protowire.AppendTag(b, grantAddedChangedField, protowire.VarintType)
 		b = protowire.AppendVarint(b, 1)
 	}
@@ -142,18 +143,19 @@ func (m membership) groupSize() int {
 
 // append appends the grant's length and encoding.
 func (m membership) append(b []byte) []byte {
-	n := protowire.SizeTag(grantMembershipField) + protowire.SizeBytes(m.groupSize())
+	ps, gs := m.principalSize(), m.groupSize()
+	n := protowire.SizeTag(grantMembershipField) + protowire.SizeBytes(gs)
 	if m.key != "" {
 		n += protowire.SizeTag(grantKeyField) + protowire.SizeBytes(len(m.key))
 	}
 	if m.principal {
-		n += protowire.SizeTag(grantPrincipalField) + protowire.SizeBytes(m.principalSize())
+		n += protowire.SizeTag(grantPrincipalField) + protowire.SizeBytes(ps)
 	}
 	b = protowire.AppendVarint(b, uint64(n))
 	b = appendString(b, grantKeyField, m.key)
 	if m.principal {
 		b = protowire.AppendTag(b, grantPrincipalField, protowire.BytesType)
-		b = protowire.AppendVarint(b, uint64(m.principalSize()))
+		b = protowire.AppendVarint(b, uint64(ps))
 		if m.principalType != 0 {
 			b = protowire.AppendTag(b, principalTypeField, protowire.VarintType)
 			b = protowire.AppendVarint(b, m.principalType)
@@ -161,6 +163,6 @@ func (m membership) append(b []byte) []byte {
 		b = appendString(b, principalIDField, m.userID)
 	}
 	b = protowire.AppendTag(b, grantMembershipField, protowire.BytesType)
-	b = protowire.AppendVarint(b, uint64(m.groupSize()))
+	b = protowire.AppendVarint(b, uint64(gs))
 	return appendString(b, membershipGroupField, m.groupID)
 }

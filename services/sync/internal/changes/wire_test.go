@@ -80,12 +80,12 @@ func TestGrantWireIsProtoMarshal(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					want, err := proto.Marshal(w.Message)
+					want, err := proto.Marshal(w.grantEvent)
 					if err != nil {
 						t.Fatal(err)
 					}
 					if !bytes.Equal(got, append([]byte("prefix"), want...)) {
-						t.Fatalf("%T of grant %q, context %v, changed %v:\n got %x\nwant prefix+%x", w.Message, g.GetKey(), cc, changed, got, want)
+						t.Fatalf("%T of grant %q, context %v, changed %v:\n got %x\nwant prefix+%x", w.grantEvent, g.GetKey(), cc, changed, got, want)
 					}
 				}
 			}
@@ -111,8 +111,8 @@ func TestGrantWireDecodesToTheEvent(t *testing.T) {
 		if err := proto.Unmarshal(b, &got); err != nil {
 			t.Fatal(err)
 		}
-		if !proto.Equal(&got, w.Message) {
-			t.Fatalf("decoded %v, want %v", &got, w.Message)
+		if !proto.Equal(&got, w.grantEvent) {
+			t.Fatalf("decoded %v, want %v", &got, w.grantEvent)
 		}
 	}
 }
