@@ -235,7 +235,7 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchSync, error) {
 		spans.reset(start)
 		var rep fullsync.Report
 		// Labelled so that a CPU profile of the bench tells the syncs
-		// apart (go tool pprof -tagfocus sync=1).
+		// apart (go tool pprof -tagfocus 'sync=^1$': a bare 1 is read as a range).
 		pprof.Do(ctx, pprof.Labels("sync", strconv.Itoa(i)), func(ctx context.Context) {
 			rep, err = fullsync.Run(ctx, fullsync.Deps{Okta: client, Bus: pub, State: store, Budget: budget, Log: cfg.Log},
 				fullsync.Connector{ID: benchConnector, Options: fullsync.DefaultOptions(), RunID: fmt.Sprintf("bench-%d", i)})

@@ -769,31 +769,24 @@ type orderedCalls struct {
 	firstRoles, lastMembers, roles, members int
 }
 
-func (o *orderedCalls) tick() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.n++
-	return o.n
-}
-
 func (o *orderedCalls) RoundTrip(r *http.Request) (*http.Response, error) {
 	p := r.URL.Path
 	isGroup := strings.HasPrefix(p, "/api/v1/groups/")
 	if isGroup && strings.HasSuffix(p, "/roles") {
-		n := o.tick()
 		o.mu.Lock()
+		o.n++
 		o.roles++
 		if o.firstRoles == 0 {
-			o.firstRoles = n
+			o.firstRoles = o.n
 		}
 		o.mu.Unlock()
 	}
 	resp, err := o.base.RoundTrip(r)
 	if isGroup && strings.HasSuffix(p, "/users") {
-		n := o.tick()
 		o.mu.Lock()
+		o.n++
 		o.members++
-		o.lastMembers = max(o.lastMembers, n)
+		o.lastMembers = o.n
 		o.mu.Unlock()
 	}
 	return resp, err
